@@ -1,0 +1,137 @@
+// The `tally` command: serve, migrate, keys.
+import { parseArgs } from "node:util";
+import { createTally } from "../app.ts";
+import { openDatabase, redactUrl } from "../db/database.ts";
+import { migrate } from "../db/migrations.ts";
+import { ApiKeyStore, SCOPES } from "../http/api-keys.ts";
+import { loadConfig } from "../kernel/config.ts";
+
+const USAGE = `Usage: tally <command>
+
+  serve                         start the API (PORT, TALLY_DATABASE_URL, TALLY_ADMIN_KEY)
+  migrate                       create or update the database schema
+  keys create --scopes a,b      create an API key (shown once)
+      [--merchant ID] [--name TEXT] [--expires-in-days N]
+  keys revoke KEY_ID            revoke an API key
+
+Scopes: ${SCOPES.join(", ")}, * (all)`;
+
+async function serve(): Promise<void> {
+  const config = loadConfig();
+  const tally = await createTally(config);
+  const url = await tally.listen();
+  if (!config.adminKey) {
+    const existing = await tally.keys.count();
+    console.log(
+      [
+        "",
+        `Tally is running at ${url} on ${redactUrl(config.databaseUrl)}.`,
+        existing === 0 ? "No API key exists yet. To get one, either:" : "TALLY_ADMIN_KEY is not set. To call the API, either:",
+        "  - restart with an admin key:   TALLY_ADMIN_KEY=$(openssl rand -hex 24) npm start",
+        "  - or create a scoped key:      npm run tally -- keys create --scopes ledger:read,ledger:write",
+        `Then: curl -H "Authorization: Bearer <key>" ${url}/v1/ledger/accounts/...   (API docs: ${url}/docs)`,
+        "",
+      ].join("\n"),
+    );
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    tally.logger.info({ signal }, "shutting down");
+    const force = setTimeout(() => process.exit(1), config.limits.shutdownTimeoutMs);
+    force.unref();
+    tally.close().then(
+      () => process.exit(0),
+      (err) => {
+        tally.logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+async function withDatabase<T>(work: (db: ReturnType<typeof openDatabase>) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const db = openDatabase(config.databaseUrl);
+  try {
+    await migrate(db);
+    return await work(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, sub, ...rest] = argv;
+  switch (command) {
+    case "serve":
+      await serve();
+      return -1; // keep running
+    case "migrate": {
+      const db = openDatabase(loadConfig().databaseUrl);
+      const applied = await migrate(db).finally(() => db.close());
+      console.log(applied.length ? `applied: ${applied.join(", ")}` : "the schema is up to date");
+      return 0;
+    }
+    case "keys": {
+      if (sub === "create") {
+        const { values } = parseArgs({
+          args: rest,
+          options: {
+            scopes: { type: "string" },
+            merchant: { type: "string" },
+            name: { type: "string" },
+            "expires-in-days": { type: "string" },
+          },
+        });
+        if (!values.scopes) {
+          console.error("keys create needs --scopes, e.g. --scopes ledger:read,ledger:write");
+          return 2;
+        }
+        const expires = values["expires-in-days"];
+        if (expires !== undefined && !/^[1-9]\d{0,4}$/.test(expires)) {
+          console.error("--expires-in-days takes a whole number of days");
+          return 2;
+        }
+        const created = await withDatabase((db) =>
+          new ApiKeyStore(db, undefined, Date.now).create({
+            scopes: values.scopes!.split(",").map((s) => s.trim()).filter(Boolean),
+            merchantId: values.merchant ?? null,
+            name: values.name ?? null,
+            expiresInDays: expires ? Number(expires) : undefined,
+          }),
+        );
+        console.log(`key id:  ${created.id}`);
+        console.log(`scopes:  ${created.scopes.join(" ")}${created.merchantId ? `  merchant: ${created.merchantId}` : ""}`);
+        if (created.expiresAt) console.log(`expires: ${created.expiresAt.toISOString()}`);
+        console.log(`api key: ${created.key}`);
+        console.log("Store the key now: it is shown once and kept only as a hash.");
+        return 0;
+      }
+      if (sub === "revoke" && rest[0]) {
+        const ok = await withDatabase((db) => new ApiKeyStore(db, undefined, Date.now).revoke(rest[0]!));
+        console.log(ok ? `revoked ${rest[0]}` : `no key ${rest[0]}`);
+        return ok ? 0 : 1;
+      }
+      console.error(USAGE);
+      return 2;
+    }
+    default:
+      console.error(USAGE);
+      return command === undefined || command === "help" || command === "--help" ? 0 : 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (error) => {
+    console.error(error instanceof Error ? error.message : error);
+    if (error instanceof Error && error.cause) console.error("cause:", (error.cause as Error).message ?? error.cause);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,153 @@
+// Schema migrations, in code, for both databases. Each migration names the dialect-specific
+// types it needs through `types`; everything else is Kysely's dialect-neutral schema builder.
+// Migrations only ever add: a released migration is never edited.
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import type { Database, Dialect } from "./database.ts";
+
+interface Types {
+  /** A 64-bit ledger timestamp used as the primary key (SQLite: the rowid alias, for append speed). */
+  readonly timestampKey: "integer" | "bigint";
+  /** An auto-incrementing 64-bit sequence. */
+  readonly sequenceKey: (dialect: Dialect) => ReturnType<typeof sql>;
+}
+
+const types = (dialect: Dialect): Types => ({
+  timestampKey: dialect === "sqlite" ? "integer" : "bigint",
+  sequenceKey: () => (dialect === "sqlite" ? sql`integer primary key autoincrement` : sql`bigint generated always as identity primary key`),
+});
+
+type Step = (db: Kysely<any>, dialect: Dialect) => Promise<void>;
+
+const steps: Record<string, Step> = {
+  "0001_ledger": async (db, dialect) => {
+    const t = types(dialect);
+    await db.schema
+      .createTable("ledger_accounts")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("merchant_id", "text")
+      .addColumn("currency", "text", (c) => c.notNull())
+      .addColumn("code", "integer", (c) => c.notNull())
+      .addColumn("normal_balance", "text", (c) => c.notNull())
+      .addColumn("flags", "integer", (c) => c.notNull())
+      .addColumn("owner", "text")
+      .addColumn("metadata", "text")
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("debits_pending", "bigint", (c) => c.notNull())
+      .addColumn("debits_posted", "bigint", (c) => c.notNull())
+      .addColumn("credits_pending", "bigint", (c) => c.notNull())
+      .addColumn("credits_posted", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable("ledger_transfers")
+      .addColumn("ts", t.timestampKey, (c) => c.primaryKey())
+      .addColumn("id", "text", (c) => c.notNull().unique())
+      .addColumn("merchant_id", "text")
+      .addColumn("debit_account_id", "text", (c) => c.notNull())
+      .addColumn("credit_account_id", "text", (c) => c.notNull())
+      .addColumn("amount", "bigint", (c) => c.notNull())
+      .addColumn("currency", "text", (c) => c.notNull())
+      .addColumn("code", "integer", (c) => c.notNull())
+      .addColumn("flags", "integer", (c) => c.notNull())
+      .addColumn("pending_id", "text")
+      .addColumn("timeout_seconds", "integer", (c) => c.notNull())
+      .addColumn("expires_at", "bigint")
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("resolved_at", "bigint")
+      .addColumn("reference", "text")
+      .addColumn("metadata", "text")
+      .addColumn("dr_debits_pending", "bigint", (c) => c.notNull())
+      .addColumn("dr_debits_posted", "bigint", (c) => c.notNull())
+      .addColumn("dr_credits_pending", "bigint", (c) => c.notNull())
+      .addColumn("dr_credits_posted", "bigint", (c) => c.notNull())
+      .addColumn("cr_debits_pending", "bigint", (c) => c.notNull())
+      .addColumn("cr_debits_posted", "bigint", (c) => c.notNull())
+      .addColumn("cr_credits_pending", "bigint", (c) => c.notNull())
+      .addColumn("cr_credits_posted", "bigint", (c) => c.notNull())
+      .execute();
+    // History per account, newest first: one index per side, merged at query time.
+    await db.schema.createIndex("ledger_transfers_debit_ts").on("ledger_transfers").columns(["debit_account_id", "ts"]).execute();
+    await db.schema.createIndex("ledger_transfers_credit_ts").on("ledger_transfers").columns(["credit_account_id", "ts"]).execute();
+    // Holds waiting to expire (the sweep), and expired holds by the moment they were applied
+    // (point-in-time balances). Partial, so ordinary transfers cost nothing here.
+    await db.schema
+      .createIndex("ledger_transfers_due_holds")
+      .on("ledger_transfers")
+      .column("expires_at")
+      .where(sql.ref("status"), "=", "pending")
+      .execute();
+    await db.schema
+      .createIndex("ledger_transfers_expired_debit")
+      .on("ledger_transfers")
+      .columns(["debit_account_id", "resolved_at"])
+      .where(sql.ref("status"), "=", "expired")
+      .execute();
+    await db.schema
+      .createIndex("ledger_transfers_expired_credit")
+      .on("ledger_transfers")
+      .columns(["credit_account_id", "resolved_at"])
+      .where(sql.ref("status"), "=", "expired")
+      .execute();
+    await db.schema
+      .createTable("ledger_state")
+      .addColumn("id", "integer", (c) => c.primaryKey())
+      .addColumn("last_ts", "bigint", (c) => c.notNull())
+      .execute();
+    await db.insertInto("ledger_state").values({ id: 1, last_ts: 0 }).execute();
+  },
+
+  "0002_service": async (db, dialect) => {
+    const t = types(dialect);
+    await db.schema
+      .createTable("outbox_events")
+      .addColumn("seq", t.sequenceKey(dialect) as any)
+      .addColumn("id", "text", (c) => c.notNull().unique())
+      .addColumn("type", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("data", "text", (c) => c.notNull())
+      .addColumn("published_at", "bigint")
+      .execute();
+    await db.schema
+      .createTable("idempotency_keys")
+      .addColumn("principal", "text", (c) => c.notNull())
+      .addColumn("key", "text", (c) => c.notNull())
+      .addColumn("request_hash", "text", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("response_status", "integer")
+      .addColumn("response_body", "text")
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("locked_at", "bigint", (c) => c.notNull())
+      .addPrimaryKeyConstraint("idempotency_keys_pk", ["principal", "key"])
+      .execute();
+    await db.schema
+      .createTable("api_keys")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("merchant_id", "text")
+      .addColumn("name", "text")
+      .addColumn("key_hash", "text", (c) => c.notNull().unique())
+      .addColumn("prefix", "text", (c) => c.notNull())
+      .addColumn("scopes", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("expires_at", "bigint")
+      .addColumn("revoked_at", "bigint")
+      .execute();
+  },
+};
+
+class CodeMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const out: Record<string, Migration> = {};
+    for (const [name, step] of Object.entries(steps)) {
+      out[name] = { up: (db) => step(db, this.dialect) };
+    }
+    return out;
+  }
+}
+
+/** Brings the schema up to date; safe to run from several processes at once. */
+export async function migrate(db: Database): Promise<string[]> {
+  const migrator = new Migrator({ db: db.kysely, provider: new CodeMigrationProvider(db.dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw new Error("database migration failed", { cause: error });
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

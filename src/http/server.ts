@@ -1,0 +1,188 @@
+// The Fastify server: JSON parsing with limits, authentication by API key and scope,
+// idempotency keys, the error shape, discovery (OpenAPI, Swagger UI, health, metrics).
+// Feature modules add their routes through `registerRoutes`.
+import { createHash } from "node:crypto";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { Logger } from "pino";
+import type { Database, Tx } from "../db/database.ts";
+import type { IdempotencyStore, StoredResponse } from "../db/idempotency.ts";
+import { ApiError } from "../kernel/errors.ts";
+import type { Limits } from "../kernel/config.ts";
+import { ulid } from "../kernel/ids.ts";
+import type { CoreMetrics, MetricsRegistry } from "../ops/metrics.ts";
+import { hasScope, type ApiKeyStore, type Principal, type Scope } from "./api-keys.ts";
+import { errorBody, sendError } from "./errors.ts";
+import { stringifyJson } from "./json.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal?: Principal;
+    rawBody?: string;
+    idempotency?: { principal: string; key: string; hash: string; completed: boolean };
+    /** The response a unit of work rendered (and stored for idempotent replay). */
+    rendered?: StoredResponse;
+  }
+  interface FastifyContextConfig {
+    /** The scope a caller's key must carry; absent = public. */
+    scope?: Scope;
+  }
+}
+
+export interface HttpDeps {
+  readonly db: Database;
+  readonly logger: Logger;
+  readonly limits: Limits;
+  readonly keys: ApiKeyStore;
+  readonly idempotency: IdempotencyStore;
+  readonly metrics: MetricsRegistry;
+  readonly core: CoreMetrics;
+  readonly isShuttingDown: () => boolean;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyInstance) => Promise<void> | void): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    bodyLimit: deps.limits.bodyBytesMax,
+    genReqId: () => `req_${ulid()}`,
+    requestTimeout: deps.limits.requestTimeoutMs,
+    // One log line per request would cost more than the request on the hot path; failures are
+    // logged by the error handler and latency goes to /metrics.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    ajv: {
+      // Strict validation: unknown fields are errors (not silently dropped), types are never coerced.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
+    },
+  });
+
+  // Bodies are JSON, kept raw for idempotency hashing before they are parsed.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(/^application\/(.+\+)?json(\s*;.*)?$/i, { parseAs: "string" }, (request, body, done) => {
+    const text = body as string;
+    request.rawBody = text;
+    if (text.length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new ApiError("validation_failed", "the request body is not valid JSON"), undefined);
+    }
+  });
+
+  app.setReplySerializer((payload) => (typeof payload === "string" ? payload : stringifyJson(payload)));
+  app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(request, "not_found", `no route for ${request.method} ${request.url.split("?")[0]}`)));
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("X-Request-Id", String(request.id));
+    const scope = request.routeOptions.config?.scope;
+    if (!scope) return;
+    const header = request.headers.authorization;
+    const match = typeof header === "string" ? /^Bearer ([\x21-\x7e]+)$/.exec(header) : null;
+    if (!match) throw new ApiError("unauthenticated", "send an API key: Authorization: Bearer <key>");
+    const principal = await deps.keys.verify(match[1]!);
+    if (!principal) throw new ApiError("unauthenticated", "the API key is unknown, expired or revoked");
+    if (!hasScope(principal, scope)) throw new ApiError("forbidden", `this key lacks the ${scope} scope`);
+    request.principal = principal;
+  });
+
+  app.addHook("preHandler", async (request, reply) => {
+    if (request.method !== "POST") return;
+    const key = request.headers["idempotency-key"];
+    if (key === undefined) return;
+    if (typeof key !== "string" || !IDEMPOTENCY_KEY.test(key)) {
+      throw new ApiError("validation_failed", "Idempotency-Key must be 1-255 printable ASCII characters", "Idempotency-Key");
+    }
+    const principal = request.principal?.keyId ?? "anonymous";
+    const hash = createHash("sha256").update(`${request.method} ${request.url}\n${request.rawBody ?? ""}`).digest("hex");
+    const begun = await deps.idempotency.begin(principal, key, hash);
+    switch (begun.kind) {
+      case "proceed":
+        request.idempotency = { principal, key, hash, completed: false };
+        return;
+      case "replay":
+        return reply.code(begun.status).header("Idempotent-Replayed", "true").type("application/json; charset=utf-8").send(begun.body);
+      case "reused":
+        throw new ApiError("idempotency_key_reused", "this Idempotency-Key was used with a different request");
+      case "in_use":
+        throw new ApiError("idempotency_key_in_use", "a request with this Idempotency-Key is still in progress; retry later");
+    }
+  });
+
+  app.addHook("onSend", async (request, reply, payload) => {
+    const idem = request.idempotency;
+    if (!idem) return payload;
+    request.idempotency = undefined;
+    const status = reply.statusCode;
+    try {
+      if (!idem.completed && status < 500 && typeof payload === "string") {
+        // Responses with no unit of work of their own (validation errors, 404s) are stored here.
+        await deps.db.transaction((tx) => deps.idempotency.complete(tx, idem.principal, idem.key, idem.hash, { status, body: payload }));
+        idem.completed = true;
+      }
+    } finally {
+      // A 5xx is not stored: the client may retry with the same key.
+      await deps.idempotency.release(idem.principal, idem.key, idem.completed);
+    }
+    return payload;
+  });
+
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    deps.core.httpDuration.observe(reply.elapsedTime / 1000, {
+      method: request.method,
+      route,
+      status: `${Math.floor(reply.statusCode / 100)}xx`,
+    });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: { title: "Tally API", version: "1", description: "Payments and double-entry ledger. Amounts are integers in minor units." },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  app.get("/openapi.json", { schema: { hide: true } }, async (_request, reply) => reply.type("application/json").send(JSON.stringify(app.swagger())));
+  app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
+  app.get("/readyz", { schema: { hide: true } }, async (_request, reply) => {
+    if (deps.isShuttingDown()) return reply.code(503).send({ status: "shutting_down" });
+    const ok = await deps.db.ping();
+    return reply.code(ok ? 200 : 503).send({ status: ok ? "ready" : "database_unreachable" });
+  });
+  app.get("/metrics", { schema: { hide: true }, config: { scope: "metrics:read" } }, async (_request, reply) =>
+    reply.type("text/plain; version=0.0.4").send(deps.metrics.render()),
+  );
+
+  await registerRoutes(app);
+  return app;
+}
+
+/**
+ * A hook for the engine's unit of work: renders the response inside the transaction and, when
+ * the request carries an Idempotency-Key, stores it there, so the record commits with the change.
+ */
+export function unitOfWorkHook<R>(
+  deps: Pick<HttpDeps, "idempotency">,
+  request: FastifyRequest,
+  render: (outcome: R) => StoredResponse,
+): ((tx: Tx, outcome: R) => Promise<void>) | undefined {
+  const idem = request.idempotency;
+  if (!idem) return undefined;
+  return async (tx, outcome) => {
+    const response = render(outcome);
+    request.rendered = response;
+    await deps.idempotency.complete(tx, idem.principal, idem.key, idem.hash, response);
+    idem.completed = true;
+  };
+}
+
+export function sendRendered(reply: FastifyReply, response: StoredResponse): FastifyReply {
+  return reply.code(response.status).type("application/json; charset=utf-8").send(response.body);
+}

@@ -1,0 +1,85 @@
+// One typed configuration: every limit, size and timeout in one place (units last in names), read
+// from the environment once at start-up. Nothing else in Tally reads process.env for settings.
+
+export interface Limits {
+  /** Largest request body for ordinary JSON endpoints. */
+  readonly bodyBytesMax: number;
+  /** Largest body for the ledger's batch endpoint. */
+  readonly batchBodyBytesMax: number;
+  /** Transfers in one batch request (TigerBeetle's 8190). */
+  readonly batchTransfersMax: number;
+  /** Transfers the engine applies in one database transaction. */
+  readonly engineBatchTransfersMax: number;
+  /** Transfers waiting in the engine's queue before requests are refused with 503. */
+  readonly engineQueueTransfersMax: number;
+  readonly pageSizeDefault: number;
+  readonly pageSizeMax: number;
+  readonly referenceLengthMax: number;
+  readonly metadataBytesMax: number;
+  /** Largest balance field; keeping every figure ≤ 2^53 − 1 lets every JSON reader hold it exactly. */
+  readonly balanceMax: bigint;
+  readonly holdTimeoutSecondsMax: number;
+  /** How often the hold-expiry sweep runs. */
+  readonly expirySweepIntervalMs: number;
+  /** An idempotency key left in flight longer than this (a crashed request) may be taken over. */
+  readonly idempotencyInFlightTimeoutMs: number;
+  readonly idempotencyRetentionHours: number;
+  readonly shutdownTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+}
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly databaseUrl: string;
+  readonly adminKey: string | undefined;
+  readonly logLevel: string;
+  readonly publicUrl: string | undefined;
+  readonly limits: Limits;
+}
+
+export const defaultLimits: Limits = {
+  bodyBytesMax: 1024 * 1024,
+  batchBodyBytesMax: 16 * 1024 * 1024,
+  batchTransfersMax: 8190,
+  engineBatchTransfersMax: 8190,
+  engineQueueTransfersMax: 200_000,
+  pageSizeDefault: 20,
+  pageSizeMax: 100,
+  referenceLengthMax: 128,
+  metadataBytesMax: 4096,
+  balanceMax: BigInt(Number.MAX_SAFE_INTEGER),
+  holdTimeoutSecondsMax: 60 * 60 * 24 * 366,
+  expirySweepIntervalMs: 250,
+  idempotencyInFlightTimeoutMs: 60_000,
+  idempotencyRetentionHours: 24 * 7,
+  shutdownTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+};
+
+function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw)) throw new Error(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new Error(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const limits: Limits = {
+    ...defaultLimits,
+    bodyBytesMax: intFromEnv(env, "TALLY_BODY_BYTES_MAX", defaultLimits.bodyBytesMax, 1024, 64 * 1024 * 1024),
+    batchBodyBytesMax: intFromEnv(env, "TALLY_BATCH_BODY_BYTES_MAX", defaultLimits.batchBodyBytesMax, 1024, 256 * 1024 * 1024),
+    engineQueueTransfersMax: intFromEnv(env, "TALLY_ENGINE_QUEUE_MAX", defaultLimits.engineQueueTransfersMax, 1, 10_000_000),
+  };
+  return {
+    port: intFromEnv(env, "PORT", 8080, 0, 65535),
+    host: env.HOST ?? "0.0.0.0",
+    databaseUrl: env.TALLY_DATABASE_URL || "sqlite:./data/tally.db",
+    adminKey: env.TALLY_ADMIN_KEY || undefined,
+    logLevel: env.TALLY_LOG_LEVEL || "info",
+    publicUrl: env.TALLY_PUBLIC_URL || undefined,
+    limits,
+  };
+}

@@ -1,0 +1,289 @@
+// The posting engine: one writer per process. Requests queue their transfers; the writer takes
+// everything that queued while the previous batch was committing, applies it in one database
+// transaction (group commit) and answers each request only after that transaction committed.
+// A hot account touched by every transfer in a batch is written once per batch.
+import { setImmediate as nextTick } from "node:timers/promises";
+import { assert } from "../kernel/assert.ts";
+import type { Clock } from "../kernel/clock.ts";
+import type { Limits } from "../kernel/config.ts";
+import { UnavailableError } from "../kernel/errors.ts";
+import type { Tx } from "../db/database.ts";
+import { appendEvents } from "../db/outbox.ts";
+import {
+  FLAG_PENDING,
+  applyTransfers,
+  expireHold,
+  newEffects,
+  sameAccountFields,
+  type Account,
+  type AccountInput,
+  type AccountResult,
+  type BatchEffects,
+  type Transfer,
+  type TransferInput,
+  type TransferOutcome,
+  type WorkingSet,
+} from "./model.ts";
+import type { BatchIO, LedgerStore } from "./store.ts";
+
+export interface AccountOutcome {
+  readonly result: AccountResult;
+  readonly account: Account;
+}
+
+/** Work that must commit in the same transaction as the op's ledger changes. */
+export type BatchHook<R> = (tx: Tx, outcome: R) => Promise<void>;
+
+type Op =
+  | { kind: "transfers"; merchantId: string | null; inputs: readonly TransferInput[]; hook?: BatchHook<TransferOutcome[]>; done: Settle<TransferOutcome[]> }
+  | { kind: "accounts"; merchantId: string | null; inputs: readonly AccountInput[]; hook?: BatchHook<AccountOutcome[]>; done: Settle<AccountOutcome[]> }
+  | { kind: "tick"; done: Settle<number> };
+
+interface Settle<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+export interface EngineObserver {
+  batchCommitted(info: { ops: number; transfers: number; created: number; expired: number; durationMs: number }): void;
+}
+
+/** Holds expired per batch at most, so one batch never grows without bound. */
+const EXPIRIES_PER_BATCH_MAX = 1024;
+
+export class PostingEngine {
+  private queue: Op[] = [];
+  private queuedTransfers = 0;
+  private draining = false;
+  private scheduled = false;
+  private closed = false;
+  private idle: Promise<void> = Promise.resolve();
+  private markIdle: () => void = () => {};
+  private lastTs = 0n;
+
+  constructor(
+    private readonly store: LedgerStore,
+    private readonly clock: Clock,
+    private readonly limits: Limits,
+    private readonly observer?: EngineObserver,
+  ) {}
+
+  /** Transfers waiting for a batch. */
+  get queueDepth(): number {
+    return this.queuedTransfers;
+  }
+
+  submitTransfers(merchantId: string | null, inputs: readonly TransferInput[], hook?: BatchHook<TransferOutcome[]>): Promise<TransferOutcome[]> {
+    assert(inputs.length > 0 && inputs.length <= this.limits.batchTransfersMax, "batch size is validated by the schema");
+    this.admit(inputs.length);
+    return new Promise((resolve, reject) => this.enqueue({ kind: "transfers", merchantId, inputs, hook, done: { resolve, reject } }, inputs.length));
+  }
+
+  createAccounts(merchantId: string | null, inputs: readonly AccountInput[], hook?: BatchHook<AccountOutcome[]>): Promise<AccountOutcome[]> {
+    this.admit(inputs.length);
+    return new Promise((resolve, reject) => this.enqueue({ kind: "accounts", merchantId, inputs, hook, done: { resolve, reject } }, inputs.length));
+  }
+
+  /** Runs a batch with no requests: expires due holds. Resolves to the number expired. */
+  tick(): Promise<number> {
+    if (this.closed) return Promise.resolve(0);
+    return new Promise((resolve, reject) => this.enqueue({ kind: "tick", done: { resolve, reject } }, 0));
+  }
+
+  /** Stops taking work and waits until every queued op has been committed or rejected. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.draining || this.scheduled || this.queue.length > 0) await this.idle;
+  }
+
+  private admit(count: number): void {
+    if (this.closed) throw new UnavailableError("the ledger is shutting down");
+    // Back-pressure: past the queue limit a caller is told to come back instead of waiting in
+    // an ever longer line (memory and latency stay bounded).
+    if (this.queuedTransfers > 0 && this.queuedTransfers + count > this.limits.engineQueueTransfersMax) {
+      throw new UnavailableError("the ledger engine is at capacity; retry shortly", 1);
+    }
+  }
+
+  private enqueue(op: Op, transfers: number): void {
+    this.queue.push(op);
+    this.queuedTransfers += transfers;
+    if (!this.draining && !this.scheduled) {
+      this.scheduled = true;
+      this.idle = new Promise((resolve) => (this.markIdle = resolve));
+      // Start on the next turn of the event loop so requests that arrived together share a batch.
+      setImmediate(() => void this.drain());
+    }
+  }
+
+  private async drain(): Promise<void> {
+    this.scheduled = false;
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.takeBatch();
+        await this.commit(batch, true);
+        // Let the event loop read more requests; they form the next batch.
+        if (this.queue.length > 0) await nextTick();
+      }
+    } finally {
+      this.draining = false;
+      this.markIdle();
+    }
+  }
+
+  private takeBatch(): Op[] {
+    const batch: Op[] = [];
+    let size = 0;
+    while (this.queue.length > 0) {
+      const op = this.queue[0]!;
+      const n = op.kind === "tick" ? 0 : op.inputs.length;
+      if (batch.length > 0 && size + n > this.limits.engineBatchTransfersMax) break;
+      this.queue.shift();
+      this.queuedTransfers -= n;
+      size += n;
+      batch.push(op);
+    }
+    return batch;
+  }
+
+  private async commit(batch: Op[], splitOnFailure: boolean): Promise<void> {
+    const started = performance.now();
+    let outcomes: unknown[];
+    let stats: { created: number; expired: number; transfers: number };
+    try {
+      ({ outcomes, stats } = await this.store.runBatch((io) => this.apply(io, batch)));
+    } catch (error) {
+      // One op's failure (a hook that throws) must not fail the others: retry them one by one.
+      if (splitOnFailure && batch.length > 1) {
+        for (const op of batch) await this.commit([op], false);
+        return;
+      }
+      const wrapped = isInfrastructure(error)
+        ? new UnavailableError("the ledger database is unavailable", 1, { cause: error })
+        : error;
+      for (const op of batch) op.done.reject(wrapped);
+      return;
+    }
+    this.observer?.batchCommitted({
+      ops: batch.length,
+      transfers: stats.transfers,
+      created: stats.created,
+      expired: stats.expired,
+      durationMs: performance.now() - started,
+    });
+    batch.forEach((op, i) => (op.done.resolve as (v: unknown) => void)(outcomes[i]));
+  }
+
+  private async apply(io: BatchIO, batch: Op[]) {
+    const nowUs = this.clock.nowUs();
+    let last = io.lastTimestamp > this.lastTs ? io.lastTimestamp : this.lastTs;
+    const nextTimestamp = () => (last = last + 1n > nowUs ? last + 1n : nowUs);
+
+    // Load what the batch reads: due holds, referenced transfers, then every account involved.
+    const transfers = new Map<string, Transfer>();
+    const due = await io.dueHolds(nowUs, EXPIRIES_PER_BATCH_MAX);
+    for (const hold of due) transfers.set(hold.id, hold);
+    const transferIds = new Set<string>();
+    const accountIds = new Set<string>();
+    for (const hold of due) accountIds.add(hold.debitAccountId).add(hold.creditAccountId);
+    for (const op of batch) {
+      if (op.kind === "transfers") {
+        for (const t of op.inputs) {
+          if (!transfers.has(t.id)) transferIds.add(t.id);
+          const pendingId = t.postPendingId ?? t.voidPendingId;
+          if (pendingId !== undefined && !transfers.has(pendingId)) transferIds.add(pendingId);
+          if (t.debitAccountId !== undefined) accountIds.add(t.debitAccountId);
+          if (t.creditAccountId !== undefined) accountIds.add(t.creditAccountId);
+        }
+      } else if (op.kind === "accounts") {
+        for (const a of op.inputs) accountIds.add(a.id);
+      }
+    }
+    for (const [id, t] of await io.loadTransfers(transferIds)) {
+      transfers.set(id, t);
+      if (t.flags & FLAG_PENDING) accountIds.add(t.debitAccountId).add(t.creditAccountId);
+    }
+    const accounts = await io.loadAccounts(accountIds);
+    const set: WorkingSet = { account: (id) => accounts.get(id), transfer: (id) => transfers.get(id) };
+
+    const effects: BatchEffects = newEffects();
+    for (const hold of due) {
+      expireHold(hold, accounts.get(hold.debitAccountId)!, accounts.get(hold.creditAccountId)!, nextTimestamp(), effects);
+    }
+
+    const created = new Map<string, Transfer>();
+    const newAccounts = new Map<string, Account>();
+    const outcomes: unknown[] = [];
+    let transferCount = 0;
+    for (const op of batch) {
+      if (op.kind === "transfers") {
+        transferCount += op.inputs.length;
+        outcomes.push(applyTransfers(set, created, op.inputs, op.merchantId, { nextTimestamp, balanceMax: this.limits.balanceMax }, effects));
+      } else if (op.kind === "accounts") {
+        outcomes.push(op.inputs.map((input) => createAccount(accounts, newAccounts, input, op.merchantId, nowUs)));
+      } else {
+        outcomes.push(due.length);
+      }
+    }
+
+    await io.insertAccounts([...newAccounts.values()]);
+    await io.insertTransfers(effects.created);
+    const holdUpdates = [...effects.resolvedHolds.values()].filter((h) => !created.has(h.id));
+    await io.updateHolds(holdUpdates);
+    await io.updateBalances([...effects.touchedAccounts.values()].filter((a) => !newAccounts.has(a.id)));
+    if (last !== io.lastTimestamp) await io.setLastTimestamp(last);
+    if (effects.created.length > 0 || due.length > 0 || newAccounts.size > 0) {
+      // One event per batch: consumers read the transfers by timestamp range.
+      await appendEvents(io.tx, [{
+        type: "ledger.batch_committed",
+        data: {
+          transfers_created: effects.created.length,
+          holds_resolved: effects.resolvedHolds.size,
+          accounts_created: [...newAccounts.keys()],
+          first_timestamp: effects.created[0]?.ts ?? null,
+          last_timestamp: effects.created.at(-1)?.ts ?? null,
+        },
+      }], nowUs);
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const op = batch[i]!;
+      if (op.kind !== "tick" && op.hook) await (op.hook as BatchHook<unknown>)(io.tx, outcomes[i]);
+    }
+    this.lastTs = last;
+    return { outcomes, stats: { created: effects.created.length, expired: due.length, transfers: transferCount } };
+  }
+}
+
+function createAccount(
+  accounts: Map<string, Account>,
+  newAccounts: Map<string, Account>,
+  input: AccountInput,
+  merchantId: string | null,
+  nowUs: bigint,
+): AccountOutcome {
+  const existing = accounts.get(input.id);
+  if (existing) {
+    return { result: sameAccountFields(existing, input, merchantId) ? "exists" : "exists_with_different_fields", account: existing };
+  }
+  const account: Account = {
+    ...input,
+    merchantId,
+    createdAt: nowUs,
+    debitsPending: 0n,
+    debitsPosted: 0n,
+    creditsPending: 0n,
+    creditsPosted: 0n,
+  };
+  accounts.set(account.id, account);
+  newAccounts.set(account.id, account);
+  return { result: "created", account };
+}
+
+/** Errors from the database or the network, as opposed to bugs: the request may be retried. */
+function isInfrastructure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && (/^(08|53|57|40)/.test(code) || code.startsWith("SQLITE_") || code.startsWith("E"))) return true;
+  return /connect|terminat|timeout|closed/i.test(error.message);
+}

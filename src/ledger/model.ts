@@ -1,0 +1,507 @@
+// The ledger's domain: accounts, transfers and holds, and the pure rules that decide what a
+// transfer does. `applyTransfers` is the whole of LEDGER.md's semantics over an in-memory working
+// set; the engine loads that set, runs this, and writes the result in one transaction.
+import { assert } from "../kernel/assert.ts";
+
+export type NormalBalance = "credit" | "debit";
+
+export interface Balances {
+  debitsPending: bigint;
+  debitsPosted: bigint;
+  creditsPending: bigint;
+  creditsPosted: bigint;
+}
+
+export interface AccountFlags {
+  readonly debitsMustNotExceedCredits: boolean;
+  readonly creditsMustNotExceedDebits: boolean;
+}
+
+export interface Account extends Balances {
+  readonly id: string;
+  readonly merchantId: string | null;
+  readonly currency: string;
+  readonly code: number;
+  readonly normalBalance: NormalBalance;
+  readonly flags: AccountFlags;
+  readonly owner: string | null;
+  /** Canonical JSON text (keys sorted), or null. */
+  readonly metadata: string | null;
+  readonly createdAt: bigint;
+}
+
+export const FLAG_PENDING = 1;
+export const FLAG_LINKED = 2;
+export const FLAG_POST = 4;
+export const FLAG_VOID = 8;
+
+export const ACCOUNT_FLAG_DEBITS_MUST_NOT_EXCEED_CREDITS = 1;
+export const ACCOUNT_FLAG_CREDITS_MUST_NOT_EXCEED_DEBITS = 2;
+
+export type TransferStatus = "posted" | "pending" | "voided" | "expired";
+
+export interface Transfer {
+  /** Ledger timestamp in microseconds: unique, strictly increasing in order of application. */
+  readonly ts: bigint;
+  readonly id: string;
+  readonly merchantId: string | null;
+  readonly debitAccountId: string;
+  readonly creditAccountId: string;
+  readonly amount: bigint;
+  readonly currency: string;
+  readonly code: number;
+  /** FLAG_* bits. */
+  readonly flags: number;
+  /** The hold this transfer posts or voids. */
+  readonly pendingId: string | null;
+  readonly timeoutSeconds: number;
+  readonly expiresAt: bigint | null;
+  status: TransferStatus;
+  /** For a hold: the ledger timestamp at which it was posted, voided or expired. */
+  resolvedAt: bigint | null;
+  readonly reference: string | null;
+  readonly metadata: string | null;
+  /** Balances of the debit and credit account right after this transfer. */
+  readonly debitAfter: Balances;
+  readonly creditAfter: Balances;
+}
+
+/** A transfer as a client asked for it, after schema validation and parsing. */
+export interface TransferInput {
+  readonly id: string;
+  readonly debitAccountId?: string;
+  readonly creditAccountId?: string;
+  readonly amount?: bigint;
+  readonly currency?: string;
+  readonly code?: number;
+  readonly pending: boolean;
+  readonly timeoutSeconds: number;
+  readonly postPendingId?: string;
+  readonly voidPendingId?: string;
+  readonly linked: boolean;
+  readonly reference?: string;
+  readonly metadata?: string;
+}
+
+/** LEDGER.md result codes, in order of precedence. */
+export const TRANSFER_RESULTS = [
+  "created",
+  "exists",
+  "exists_with_different_fields",
+  "linked_event_failed",
+  "linked_event_chain_open",
+  "accounts_must_be_different",
+  "debit_account_not_found",
+  "credit_account_not_found",
+  "currency_mismatch",
+  "pending_transfer_not_found",
+  "pending_transfer_not_pending",
+  "pending_transfer_has_different_fields",
+  "pending_transfer_already_posted",
+  "pending_transfer_already_voided",
+  "pending_transfer_expired",
+  "exceeds_pending_transfer_amount",
+  "exceeds_credits",
+  "exceeds_debits",
+  "overflow",
+] as const;
+export type TransferResult = (typeof TRANSFER_RESULTS)[number];
+export type TransferFailure = Exclude<TransferResult, "created" | "exists">;
+
+export interface TransferOutcome {
+  readonly result: TransferResult;
+  /** The created transfer, or the stored one for `exists`. */
+  readonly transfer?: Transfer;
+}
+
+export const ZERO_BALANCES: Readonly<Balances> = Object.freeze({
+  debitsPending: 0n,
+  debitsPosted: 0n,
+  creditsPending: 0n,
+  creditsPosted: 0n,
+});
+
+export function copyBalances(b: Balances): Balances {
+  return {
+    debitsPending: b.debitsPending,
+    debitsPosted: b.debitsPosted,
+    creditsPending: b.creditsPending,
+    creditsPosted: b.creditsPosted,
+  };
+}
+
+/** `balance` and `available` as LEDGER.md defines them for the account's normal balance. */
+export function derivedBalance(normal: NormalBalance, b: Balances): { balance: bigint; available: bigint } {
+  if (normal === "credit") {
+    const balance = b.creditsPosted - b.debitsPosted;
+    return { balance, available: balance - b.debitsPending };
+  }
+  const balance = b.debitsPosted - b.creditsPosted;
+  return { balance, available: balance - b.creditsPending };
+}
+
+export function accountFlagBits(flags: AccountFlags): number {
+  return (
+    (flags.debitsMustNotExceedCredits ? ACCOUNT_FLAG_DEBITS_MUST_NOT_EXCEED_CREDITS : 0) |
+    (flags.creditsMustNotExceedDebits ? ACCOUNT_FLAG_CREDITS_MUST_NOT_EXCEED_DEBITS : 0)
+  );
+}
+
+export function accountFlagsFromBits(bits: number): AccountFlags {
+  return {
+    debitsMustNotExceedCredits: (bits & ACCOUNT_FLAG_DEBITS_MUST_NOT_EXCEED_CREDITS) !== 0,
+    creditsMustNotExceedDebits: (bits & ACCOUNT_FLAG_CREDITS_MUST_NOT_EXCEED_DEBITS) !== 0,
+  };
+}
+
+/** A hold's status as a reader should see it: past its deadline it is expired, swept or not. */
+export function effectiveStatus(t: Transfer, nowUs: bigint): TransferStatus {
+  if (t.status === "pending" && t.expiresAt !== null && t.expiresAt <= nowUs) return "expired";
+  return t.status;
+}
+
+/** Canonical JSON: object keys sorted, so equal documents compare equal as text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
+    return out;
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts
+
+export interface AccountInput {
+  readonly id: string;
+  readonly currency: string;
+  readonly code: number;
+  readonly normalBalance: NormalBalance;
+  readonly flags: AccountFlags;
+  readonly owner: string | null;
+  readonly metadata: string | null;
+}
+
+export type AccountResult = "created" | "exists" | "exists_with_different_fields";
+
+export function sameAccountFields(a: Account, input: AccountInput, merchantId: string | null): boolean {
+  return (
+    a.merchantId === merchantId &&
+    a.currency === input.currency &&
+    a.code === input.code &&
+    a.normalBalance === input.normalBalance &&
+    a.flags.debitsMustNotExceedCredits === input.flags.debitsMustNotExceedCredits &&
+    a.flags.creditsMustNotExceedDebits === input.flags.creditsMustNotExceedDebits &&
+    a.owner === input.owner &&
+    a.metadata === input.metadata
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transfers
+
+/** What the apply step reads: accounts and transfers as they stand, including this batch's work. */
+export interface WorkingSet {
+  account(id: string): Account | undefined;
+  transfer(id: string): Transfer | undefined;
+}
+
+export interface ApplyContext {
+  /** The next ledger timestamp; strictly greater than every one handed out before. */
+  nextTimestamp(): bigint;
+  readonly balanceMax: bigint;
+}
+
+/** What a batch changed: the engine writes exactly this. */
+export interface BatchEffects {
+  readonly created: Transfer[];
+  /** Holds whose status changed (posted, voided or expired). */
+  readonly resolvedHolds: Map<string, Transfer>;
+  /** Accounts whose balances changed; their final state. */
+  readonly touchedAccounts: Map<string, Account>;
+}
+
+export function newEffects(): BatchEffects {
+  return { created: [], resolvedHolds: new Map(), touchedAccounts: new Map() };
+}
+
+interface Undo {
+  readonly accounts: Map<Account, Balances>;
+  readonly holds: Array<{ hold: Transfer; status: TransferStatus; resolvedAt: bigint | null; wasResolved: boolean }>;
+  readonly createdLength: number;
+  readonly createdIds: string[];
+}
+
+/**
+ * Applies one client request's transfers in order, atomically per linked chain.
+ * `created` maps the ids created in this batch, so later transfers see earlier ones.
+ */
+export function applyTransfers(
+  set: WorkingSet,
+  created: Map<string, Transfer>,
+  inputs: readonly TransferInput[],
+  merchantId: string | null,
+  ctx: ApplyContext,
+  effects: BatchEffects,
+): TransferOutcome[] {
+  const outcomes: TransferOutcome[] = new Array(inputs.length);
+  let start = 0;
+  while (start < inputs.length) {
+    let end = start;
+    while (end < inputs.length - 1 && inputs[end]!.linked) end++;
+    const chainOpen = inputs[end]!.linked; // the last transfer of the request is still linked
+    const isChain = end > start || chainOpen;
+    const undo: Undo | null = isChain
+      ? { accounts: new Map(), holds: [], createdLength: effects.created.length, createdIds: [] }
+      : null;
+    let failedAt = -1;
+    for (let i = start; i <= end; i++) {
+      const outcome = applyOne(set, created, inputs[i]!, merchantId, ctx, effects, undo, chainOpen && i === end);
+      outcomes[i] = outcome;
+      if (outcome.result !== "created" && outcome.result !== "exists") {
+        failedAt = i;
+        break;
+      }
+    }
+    if (failedAt >= 0 && undo) {
+      rollBack(undo, created, effects);
+      for (let i = start; i <= end; i++) {
+        if (i === failedAt) continue;
+        const existing = i < failedAt ? outcomes[i]! : existsOutcome(set, created, inputs[i]!, merchantId);
+        outcomes[i] =
+          existing && (existing.result === "exists" || existing.result === "exists_with_different_fields")
+            ? existing
+            : { result: "linked_event_failed" };
+      }
+    }
+    start = end + 1;
+  }
+  return outcomes;
+}
+
+function rollBack(undo: Undo, created: Map<string, Transfer>, effects: BatchEffects): void {
+  for (const [account, before] of undo.accounts) Object.assign(account, before);
+  for (let i = undo.holds.length - 1; i >= 0; i--) {
+    const h = undo.holds[i]!;
+    h.hold.status = h.status;
+    h.hold.resolvedAt = h.resolvedAt;
+    if (!h.wasResolved) effects.resolvedHolds.delete(h.hold.id);
+  }
+  effects.created.length = undo.createdLength;
+  for (const id of undo.createdIds) created.delete(id);
+}
+
+function existsOutcome(
+  set: WorkingSet,
+  created: Map<string, Transfer>,
+  input: TransferInput,
+  merchantId: string | null,
+): TransferOutcome | null {
+  const existing = created.get(input.id) ?? set.transfer(input.id);
+  if (!existing) return null;
+  return sameTransferFields(existing, input, merchantId, set, created)
+    ? { result: "exists", transfer: existing }
+    : { result: "exists_with_different_fields", transfer: existing };
+}
+
+/** Replays compare after parsing; an omitted optional field equals its default. */
+export function sameTransferFields(
+  t: Transfer,
+  input: TransferInput,
+  merchantId: string | null,
+  set: WorkingSet,
+  created: Map<string, Transfer>,
+): boolean {
+  if (t.merchantId !== merchantId) return false;
+  const kindFlags = t.flags & (FLAG_POST | FLAG_VOID);
+  const inputKind = input.postPendingId !== undefined ? FLAG_POST : input.voidPendingId !== undefined ? FLAG_VOID : 0;
+  if (kindFlags !== inputKind) return false;
+  if ((input.postPendingId ?? input.voidPendingId ?? null) !== t.pendingId) return false;
+  if (((t.flags & FLAG_PENDING) !== 0) !== input.pending) return false;
+  if (((t.flags & FLAG_LINKED) !== 0) !== input.linked) return false;
+  if (t.timeoutSeconds !== input.timeoutSeconds) return false;
+  if ((input.code ?? 0) !== t.code) return false;
+  if ((input.reference ?? null) !== t.reference) return false;
+  if ((input.metadata ?? null) !== t.metadata) return false;
+  if (inputKind === 0) {
+    return (
+      input.debitAccountId === t.debitAccountId &&
+      input.creditAccountId === t.creditAccountId &&
+      input.amount === t.amount &&
+      input.currency === t.currency
+    );
+  }
+  // Post/void: omitted accounts, currency and amount default to the hold's.
+  if (input.debitAccountId !== undefined && input.debitAccountId !== t.debitAccountId) return false;
+  if (input.creditAccountId !== undefined && input.creditAccountId !== t.creditAccountId) return false;
+  if (input.currency !== undefined && input.currency !== t.currency) return false;
+  if (input.amount !== undefined && input.amount !== t.amount) return false;
+  if (input.amount === undefined) {
+    const hold = created.get(t.pendingId!) ?? set.transfer(t.pendingId!);
+    if (hold && hold.amount !== t.amount) return false;
+  }
+  return true;
+}
+
+function visibleAccount(set: WorkingSet, id: string | undefined, merchantId: string | null): Account | undefined {
+  if (id === undefined) return undefined;
+  const account = set.account(id);
+  if (!account) return undefined;
+  // A merchant's key sees only that merchant's accounts; the admin (null) sees all.
+  if (merchantId !== null && account.merchantId !== merchantId) return undefined;
+  return account;
+}
+
+function applyOne(
+  set: WorkingSet,
+  created: Map<string, Transfer>,
+  input: TransferInput,
+  merchantId: string | null,
+  ctx: ApplyContext,
+  effects: BatchEffects,
+  undo: Undo | null,
+  isOpenChainEnd: boolean,
+): TransferOutcome {
+  const existing = existsOutcome(set, created, input, merchantId);
+  if (existing) return existing;
+  if (isOpenChainEnd) return { result: "linked_event_chain_open" };
+
+  const pendingId = input.postPendingId ?? input.voidPendingId;
+  let hold: Transfer | undefined;
+  if (pendingId !== undefined) {
+    hold = created.get(pendingId) ?? set.transfer(pendingId);
+    if (hold && merchantId !== null && hold.merchantId !== merchantId) hold = undefined;
+    if (!hold) return { result: "pending_transfer_not_found" };
+  }
+  const debitId = input.debitAccountId ?? hold?.debitAccountId;
+  const creditId = input.creditAccountId ?? hold?.creditAccountId;
+  const currency = input.currency ?? hold?.currency;
+  if (debitId === creditId) return { result: "accounts_must_be_different" };
+  const debit = visibleAccount(set, debitId, merchantId);
+  if (!debit) return { result: "debit_account_not_found" };
+  const credit = visibleAccount(set, creditId, merchantId);
+  if (!credit) return { result: "credit_account_not_found" };
+  if (debit.currency !== currency || credit.currency !== currency) return { result: "currency_mismatch" };
+
+  const ts = ctx.nextTimestamp();
+  let amount: bigint;
+  let releasedPending = 0n;
+  if (hold) {
+    if ((hold.flags & FLAG_PENDING) === 0) return { result: "pending_transfer_not_pending" };
+    if (
+      hold.debitAccountId !== debitId ||
+      hold.creditAccountId !== creditId ||
+      hold.currency !== currency ||
+      (input.code !== undefined && input.code !== hold.code) ||
+      (input.voidPendingId !== undefined && input.amount !== undefined && input.amount !== hold.amount)
+    ) {
+      return { result: "pending_transfer_has_different_fields" };
+    }
+    if (hold.status === "posted") return { result: "pending_transfer_already_posted" };
+    if (hold.status === "voided") return { result: "pending_transfer_already_voided" };
+    if (hold.status === "expired" || (hold.expiresAt !== null && hold.expiresAt <= ts)) {
+      return { result: "pending_transfer_expired" };
+    }
+    assert(hold.status === "pending", "a hold is pending, posted, voided or expired");
+    amount = input.postPendingId !== undefined ? (input.amount ?? hold.amount) : hold.amount;
+    if (amount > hold.amount) return { result: "exceeds_pending_transfer_amount" };
+    releasedPending = hold.amount;
+  } else {
+    assert(input.amount !== undefined && input.amount > 0n, "schema guarantees a positive amount");
+    amount = input.amount;
+  }
+
+  // The balances this transfer would leave. Posting or voiding never raises debits_pending +
+  // debits_posted (or the credit mirror), so a hold's completion never fails a limit check.
+  const isPost = input.postPendingId !== undefined;
+  const isVoid = input.voidPendingId !== undefined;
+  const posted = isVoid ? 0n : input.pending ? 0n : amount;
+  const pendingDelta = input.pending ? amount : -releasedPending;
+  const dPending = debit.debitsPending + pendingDelta;
+  const dPosted = debit.debitsPosted + posted;
+  const cPending = credit.creditsPending + pendingDelta;
+  const cPosted = credit.creditsPosted + posted;
+  if (debit.flags.debitsMustNotExceedCredits && dPending + dPosted > debit.creditsPosted) {
+    return { result: "exceeds_credits" };
+  }
+  if (credit.flags.creditsMustNotExceedDebits && cPending + cPosted > credit.debitsPosted) {
+    return { result: "exceeds_debits" };
+  }
+  const max = ctx.balanceMax;
+  if (dPending + dPosted > max || cPending + cPosted > max) return { result: "overflow" };
+
+  if (undo) {
+    if (!undo.accounts.has(debit)) undo.accounts.set(debit, copyBalances(debit));
+    if (!undo.accounts.has(credit)) undo.accounts.set(credit, copyBalances(credit));
+  }
+  debit.debitsPending = dPending;
+  debit.debitsPosted = dPosted;
+  credit.creditsPending = cPending;
+  credit.creditsPosted = cPosted;
+  effects.touchedAccounts.set(debit.id, debit);
+  effects.touchedAccounts.set(credit.id, credit);
+
+  if (hold) {
+    if (undo) {
+      undo.holds.push({
+        hold,
+        status: hold.status,
+        resolvedAt: hold.resolvedAt,
+        wasResolved: effects.resolvedHolds.has(hold.id),
+      });
+    }
+    hold.status = isPost ? "posted" : "voided";
+    hold.resolvedAt = ts;
+    effects.resolvedHolds.set(hold.id, hold);
+  }
+
+  const flags =
+    (input.pending ? FLAG_PENDING : 0) |
+    (input.linked ? FLAG_LINKED : 0) |
+    (isPost ? FLAG_POST : 0) |
+    (isVoid ? FLAG_VOID : 0);
+  const transfer: Transfer = {
+    ts,
+    id: input.id,
+    merchantId,
+    debitAccountId: debit.id,
+    creditAccountId: credit.id,
+    amount,
+    currency: debit.currency,
+    code: input.code ?? hold?.code ?? 0,
+    flags,
+    pendingId: pendingId ?? null,
+    timeoutSeconds: input.timeoutSeconds,
+    expiresAt: input.pending && input.timeoutSeconds > 0 ? ts + BigInt(input.timeoutSeconds) * 1_000_000n : null,
+    status: input.pending ? "pending" : isVoid ? "voided" : "posted",
+    resolvedAt: null,
+    reference: input.reference ?? null,
+    metadata: input.metadata ?? null,
+    debitAfter: copyBalances(debit),
+    creditAfter: copyBalances(credit),
+  };
+  created.set(transfer.id, transfer);
+  effects.created.push(transfer);
+  undo?.createdIds.push(transfer.id);
+  return { result: "created", transfer };
+}
+
+/** Releases an expired hold: its pending amounts leave both accounts. */
+export function expireHold(hold: Transfer, debit: Account, credit: Account, ts: bigint, effects: BatchEffects): void {
+  assert(hold.status === "pending" && (hold.flags & FLAG_PENDING) !== 0, "only a pending hold expires");
+  assert(debit.id === hold.debitAccountId && credit.id === hold.creditAccountId, "hold accounts");
+  debit.debitsPending -= hold.amount;
+  credit.creditsPending -= hold.amount;
+  assert(debit.debitsPending >= 0n && credit.creditsPending >= 0n, "pending balances never go negative");
+  hold.status = "expired";
+  hold.resolvedAt = ts;
+  effects.resolvedHolds.set(hold.id, hold);
+  effects.touchedAccounts.set(debit.id, debit);
+  effects.touchedAccounts.set(credit.id, credit);
+}

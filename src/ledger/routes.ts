@@ -1,0 +1,311 @@
+// HTTP routes of the ledger (LEDGER.md). Schemas validate and document requests (the same
+// schemas make /openapi.json); handlers parse into domain inputs and render outcomes.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { Type, type Static } from "typebox";
+import { ApiError } from "../kernel/errors.ts";
+import type { Clock } from "../kernel/clock.ts";
+import { parseTimestampUs } from "../kernel/clock.ts";
+import type { Limits } from "../kernel/config.ts";
+import { CLIENT_ID_PATTERN, ulid } from "../kernel/ids.ts";
+import { isCurrency } from "../kernel/money.ts";
+import { sendRendered, unitOfWorkHook, type HttpDeps } from "../http/server.ts";
+import { stringifyJson } from "../http/json.ts";
+import type { StoredResponse } from "../db/idempotency.ts";
+import type { AccountOutcome, PostingEngine } from "./engine.ts";
+import { canonicalJson, type AccountInput, type TransferInput, type TransferOutcome } from "./model.ts";
+import type { LedgerQueries } from "./queries.ts";
+import { RESULT_MESSAGES, accountJson, balancesJson, transferJson } from "./view.ts";
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+const Id = Type.String({ pattern: CLIENT_ID_PATTERN, description: "1-64 characters of [A-Za-z0-9_.:-]" });
+const Currency = Type.String({ pattern: "^[A-Z]{3}$", description: "ISO 4217 code, e.g. CNY" });
+const Amount = Type.Union(
+  [
+    Type.Integer({ minimum: 1, maximum: MAX_SAFE }),
+    Type.String({ pattern: "^[1-9][0-9]{0,15}$" }),
+  ],
+  { description: "Integer in minor units (fen for CNY), 1 to 2^53 - 1; a string of digits is accepted" },
+);
+const Metadata = Type.Record(Type.String(), Type.Unknown(), { description: "JSON object, at most 4 KiB" });
+const Code = Type.Integer({ minimum: 0, maximum: 2147483647 });
+
+const AccountCreate = Type.Object(
+  {
+    id: Type.Optional(Id),
+    currency: Currency,
+    code: Type.Optional(Code),
+    normal_balance: Type.Optional(Type.Union([Type.Literal("credit"), Type.Literal("debit")])),
+    flags: Type.Optional(
+      Type.Object(
+        {
+          debits_must_not_exceed_credits: Type.Optional(Type.Boolean()),
+          credits_must_not_exceed_debits: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    owner: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
+
+const TransferCreate = Type.Object(
+  {
+    id: Id,
+    debit_account_id: Type.Optional(Id),
+    credit_account_id: Type.Optional(Id),
+    amount: Type.Optional(Amount),
+    currency: Type.Optional(Currency),
+    code: Type.Optional(Code),
+    pending: Type.Optional(Type.Boolean()),
+    timeout_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 60 * 60 * 24 * 366 })),
+    post_pending_id: Type.Optional(Id),
+    void_pending_id: Type.Optional(Id),
+    linked: Type.Optional(Type.Boolean()),
+    reference: Type.Optional(Type.String({ maxLength: 128 })),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
+
+const TransferBatch = Type.Object(
+  { transfers: Type.Array(TransferCreate, { minItems: 1, maxItems: 8190 }) },
+  { additionalProperties: false },
+);
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const BalanceQuery = Type.Object({ at: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false });
+const ListQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,3}$" })),
+    starting_after: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+const ErrorResponse = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String(), param: Type.Optional(Type.String()), request_id: Type.String() }),
+});
+
+export interface LedgerRouteDeps extends Pick<HttpDeps, "idempotency"> {
+  readonly engine: PostingEngine;
+  readonly queries: LedgerQueries;
+  readonly clock: Clock;
+  readonly limits: Limits;
+}
+
+function metadataText(value: Record<string, unknown> | undefined, param: string, limits: Limits): string | undefined {
+  if (value === undefined) return undefined;
+  const text = canonicalJson(value);
+  if (Buffer.byteLength(text) > limits.metadataBytesMax) {
+    throw new ApiError("validation_failed", `${param} must be at most ${limits.metadataBytesMax} bytes of JSON`, param);
+  }
+  return text === "{}" ? undefined : text;
+}
+
+function parseAmount(value: number | string | undefined, param: string): bigint | undefined {
+  if (value === undefined) return undefined;
+  const amount = typeof value === "string" ? BigInt(value) : BigInt(value);
+  if (amount < 1n || amount > BigInt(MAX_SAFE)) {
+    throw new ApiError("validation_failed", `${param} must be between 1 and 2^53 - 1 minor units`, param);
+  }
+  return amount;
+}
+
+/** Turns a schema-valid body into a TransferInput, checking the rules that span fields. */
+export function parseTransfer(body: Static<typeof TransferCreate>, prefix: string, limits: Limits): TransferInput {
+  const p = (f: string) => `${prefix}${f}`;
+  const isPost = body.post_pending_id !== undefined;
+  const isVoid = body.void_pending_id !== undefined;
+  if (isPost && isVoid) throw new ApiError("validation_failed", "post_pending_id and void_pending_id exclude each other", p("void_pending_id"));
+  if ((isPost || isVoid) && body.pending) {
+    throw new ApiError("validation_failed", "a transfer that posts or voids a hold cannot itself be pending", p("pending"));
+  }
+  if (body.timeout_seconds && !body.pending) throw new ApiError("validation_failed", "timeout_seconds needs pending: true", p("timeout_seconds"));
+  if (!isPost && !isVoid) {
+    for (const field of ["debit_account_id", "credit_account_id", "amount", "currency"] as const) {
+      if (body[field] === undefined) throw new ApiError("validation_failed", `${p(field)} is required`, p(field));
+    }
+  }
+  if (body.currency !== undefined && !isCurrency(body.currency)) {
+    throw new ApiError("validation_failed", `${p("currency")} is not a currency Tally knows`, p("currency"));
+  }
+  return {
+    id: body.id,
+    debitAccountId: body.debit_account_id,
+    creditAccountId: body.credit_account_id,
+    amount: parseAmount(body.amount, p("amount")),
+    currency: body.currency,
+    code: body.code,
+    pending: body.pending ?? false,
+    timeoutSeconds: body.timeout_seconds ?? 0,
+    postPendingId: body.post_pending_id,
+    voidPendingId: body.void_pending_id,
+    linked: body.linked ?? false,
+    reference: body.reference,
+    metadata: metadataText(body.metadata, p("metadata"), limits),
+  };
+}
+
+function parseLimit(raw: string | undefined, limits: Limits): number {
+  if (raw === undefined) return limits.pageSizeDefault;
+  const n = Number(raw);
+  if (n < 1 || n > limits.pageSizeMax) throw new ApiError("validation_failed", `limit must be between 1 and ${limits.pageSizeMax}`, "limit");
+  return n;
+}
+
+function json(status: number, body: unknown): StoredResponse {
+  return { status, body: stringifyJson(body) };
+}
+
+function errorResponse(request: FastifyRequest, status: number, code: string, message: string): StoredResponse {
+  return json(status, { error: { code, message, request_id: String(request.id) } });
+}
+
+export function registerLedgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps): void {
+  const { engine, queries, clock, limits } = deps;
+  const merchantOf = (request: FastifyRequest) => request.principal?.merchantId ?? null;
+
+  app.post(
+    "/v1/ledger/accounts",
+    {
+      config: { scope: "ledger:write" },
+      schema: { tags: ["ledger"], summary: "Create an account", body: AccountCreate, response: { 409: ErrorResponse } },
+    },
+    async (request, reply) => {
+      const body = request.body as Static<typeof AccountCreate>;
+      if (!isCurrency(body.currency)) throw new ApiError("validation_failed", "currency is not a currency Tally knows", "currency");
+      const input: AccountInput = {
+        id: body.id ?? `acct_${ulid()}`,
+        currency: body.currency,
+        code: body.code ?? 0,
+        normalBalance: body.normal_balance ?? "credit",
+        flags: {
+          debitsMustNotExceedCredits: body.flags?.debits_must_not_exceed_credits ?? false,
+          creditsMustNotExceedDebits: body.flags?.credits_must_not_exceed_debits ?? false,
+        },
+        owner: body.owner ?? null,
+        metadata: metadataText(body.metadata, "metadata", limits) ?? null,
+      };
+      const render = ([o]: AccountOutcome[]): StoredResponse => {
+        if (o!.result === "exists_with_different_fields") {
+          return errorResponse(request, 409, "exists_with_different_fields", "an account with this id exists with different fields");
+        }
+        return json(o!.result === "created" ? 201 : 200, accountJson(o!.account));
+      };
+      const outcomes = await engine.createAccounts(merchantOf(request), [input], unitOfWorkHook(deps, request, render));
+      return sendRendered(reply, request.rendered ?? render(outcomes));
+    },
+  );
+
+  app.get(
+    "/v1/ledger/accounts/:id",
+    { config: { scope: "ledger:read" }, schema: { tags: ["ledger"], summary: "Get an account", params: IdParams } },
+    async (request) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      const account = await queries.account(id, merchantOf(request));
+      if (!account) throw new ApiError("not_found", `no account ${id}`, "id");
+      return accountJson(account);
+    },
+  );
+
+  app.get(
+    "/v1/ledger/accounts/:id/balance",
+    { config: { scope: "ledger:read" }, schema: { tags: ["ledger"], summary: "Balance now or at a moment", params: IdParams, querystring: BalanceQuery } },
+    async (request) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      const { at } = request.query as Static<typeof BalanceQuery>;
+      let atUs: bigint | null = null;
+      if (at !== undefined) {
+        atUs = parseTimestampUs(at);
+        if (atUs === null) throw new ApiError("validation_failed", "at must be an RFC 3339 timestamp with an offset", "at");
+      }
+      const account = await queries.account(id, merchantOf(request));
+      if (!account) throw new ApiError("not_found", `no account ${id}`, "id");
+      const balances = atUs === null ? account : await queries.balanceAt(account, atUs);
+      return { account_id: account.id, currency: account.currency, at: at ?? null, ...balancesJson(account.normalBalance, balances) };
+    },
+  );
+
+  app.get(
+    "/v1/ledger/accounts/:id/transfers",
+    { config: { scope: "ledger:read" }, schema: { tags: ["ledger"], summary: "Transfers touching an account, newest first", params: IdParams, querystring: ListQuery } },
+    async (request) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      const query = request.query as Static<typeof ListQuery>;
+      const limit = parseLimit(query.limit, limits);
+      const merchantId = merchantOf(request);
+      const account = await queries.account(id, merchantId);
+      if (!account) throw new ApiError("not_found", `no account ${id}`, "id");
+      let before: bigint | null = null;
+      if (query.starting_after !== undefined) {
+        const cursor = await queries.transfer(query.starting_after, merchantId);
+        if (!cursor || (cursor.debitAccountId !== id && cursor.creditAccountId !== id)) {
+          throw new ApiError("validation_failed", "starting_after must be the id of a transfer of this account", "starting_after");
+        }
+        before = cursor.ts;
+      }
+      const page = await queries.history(account, limit, before);
+      const nowUs = clock.nowUs();
+      return {
+        data: page.data.map((e) => ({ ...transferJson(e.transfer, nowUs), balance_after: balancesJson(account.normalBalance, e.balanceAfter) })),
+        has_more: page.hasMore,
+      };
+    },
+  );
+
+  const renderSingle = (request: FastifyRequest) => ([o]: TransferOutcome[]): StoredResponse => {
+    const nowUs = clock.nowUs();
+    switch (o!.result) {
+      case "created":
+        return json(201, transferJson(o!.transfer!, nowUs));
+      case "exists":
+        return json(200, transferJson(o!.transfer!, nowUs));
+      case "exists_with_different_fields":
+        return errorResponse(request, 409, o!.result, RESULT_MESSAGES[o!.result]);
+      default:
+        return errorResponse(request, 422, o!.result, RESULT_MESSAGES[o!.result]);
+    }
+  };
+
+  app.post(
+    "/v1/ledger/transfers",
+    { config: { scope: "ledger:write" }, schema: { tags: ["ledger"], summary: "Create one transfer", body: TransferCreate } },
+    async (request, reply: FastifyReply) => {
+      const input = parseTransfer(request.body as Static<typeof TransferCreate>, "", limits);
+      const render = renderSingle(request);
+      const outcomes = await engine.submitTransfers(merchantOf(request), [input], unitOfWorkHook(deps, request, render));
+      return sendRendered(reply, request.rendered ?? render(outcomes));
+    },
+  );
+
+  app.post(
+    "/v1/ledger/transfers/batch",
+    {
+      bodyLimit: limits.batchBodyBytesMax,
+      config: { scope: "ledger:write" },
+      schema: { tags: ["ledger"], summary: "Create up to 8190 transfers, applied in order", body: TransferBatch },
+    },
+    async (request, reply) => {
+      const body = request.body as Static<typeof TransferBatch>;
+      const inputs = body.transfers.map((t, i) => parseTransfer(t, `transfers[${i}].`, limits));
+      const render = (outcomes: TransferOutcome[]): StoredResponse =>
+        json(200, { results: outcomes.map((o, i) => ({ id: inputs[i]!.id, result: o.result })) });
+      const outcomes = await engine.submitTransfers(merchantOf(request), inputs, unitOfWorkHook(deps, request, render));
+      return sendRendered(reply, request.rendered ?? render(outcomes));
+    },
+  );
+
+  app.get(
+    "/v1/ledger/transfers/:id",
+    { config: { scope: "ledger:read" }, schema: { tags: ["ledger"], summary: "Get a transfer (and a hold's current status)", params: IdParams } },
+    async (request) => {
+      const { id } = request.params as Static<typeof IdParams>;
+      const transfer = await queries.transfer(id, merchantOf(request));
+      if (!transfer) throw new ApiError("not_found", `no transfer ${id}`, "id");
+      return transferJson(transfer, clock.nowUs());
+    },
+  );
+}
