@@ -16,6 +16,13 @@ export interface LedgerAccountsTable {
   debits_posted: bigint;
   credits_pending: bigint;
   credits_posted: bigint;
+  last_ts: bigint | null;
+  transfer_count: bigint;
+}
+
+export interface LedgerCheckpointsTable {
+  account_id: string;
+  ts: bigint;
 }
 
 export interface LedgerTransfersTable {
@@ -43,11 +50,14 @@ export interface LedgerTransfersTable {
   cr_debits_posted: bigint;
   cr_credits_pending: bigint;
   cr_credits_posted: bigint;
+  dr_prev_ts: bigint | null;
+  cr_prev_ts: bigint | null;
 }
 
 export interface LedgerStateTable {
   id: number;
   last_ts: bigint;
+  version: bigint;
 }
 
 export interface OutboxEventsTable {
@@ -85,6 +95,7 @@ export interface ApiKeysTable {
 export interface Tables {
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
+  ledger_checkpoints: LedgerCheckpointsTable;
   ledger_state: LedgerStateTable;
   outbox_events: OutboxEventsTable;
   idempotency_keys: IdempotencyKeysTable;

@@ -89,7 +89,9 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
     request.principal = principal;
   });
 
-  app.addHook("preHandler", async (request, reply) => {
+  // preValidation, not preHandler: a request that fails schema validation is answered (and its
+  // 400 stored for replay) like any other.
+  app.addHook("preValidation", async (request, reply) => {
     if (request.method !== "POST") return;
     const key = request.headers["idempotency-key"];
     if (key === undefined) return;

@@ -50,6 +50,8 @@ export interface EngineObserver {
 
 /** Holds expired per batch at most, so one batch never grows without bound. */
 const EXPIRIES_PER_BATCH_MAX = 1024;
+/** Accounts kept in memory between batches; past this the cache starts over. */
+const ACCOUNT_CACHE_MAX = 1_000_000;
 
 export class PostingEngine {
   private queue: Op[] = [];
@@ -60,6 +62,13 @@ export class PostingEngine {
   private idle: Promise<void> = Promise.resolve();
   private markIdle: () => void = () => {};
   private lastTs = 0n;
+  /**
+   * Accounts as the last committed batch left them. Valid only while the ledger's version is the
+   * one this engine wrote last: another process (PostgreSQL) bumps it, and the cache starts over.
+   * The database stays the source of truth; after a restart the cache starts empty.
+   */
+  private readonly accountCache = new Map<string, Account>();
+  private cacheVersion = -1n;
 
   constructor(
     private readonly store: LedgerStore,
@@ -154,6 +163,9 @@ export class PostingEngine {
     try {
       ({ outcomes, stats } = await this.store.runBatch((io) => this.apply(io, batch)));
     } catch (error) {
+      // The failed batch may have changed cached accounts in memory: forget them all.
+      this.accountCache.clear();
+      this.cacheVersion = -1n;
       // One op's failure (a hook that throws) must not fail the others: retry them one by one.
       if (splitOnFailure && batch.length > 1) {
         for (const op of batch) await this.commit([op], false);
@@ -204,7 +216,11 @@ export class PostingEngine {
       transfers.set(id, t);
       if (t.flags & FLAG_PENDING) accountIds.add(t.debitAccountId).add(t.creditAccountId);
     }
-    const accounts = await io.loadAccounts(accountIds);
+    if (io.version !== this.cacheVersion || this.accountCache.size > ACCOUNT_CACHE_MAX) this.accountCache.clear();
+    const accounts = this.accountCache;
+    const missing: string[] = [];
+    for (const id of accountIds) if (!accounts.has(id)) missing.push(id);
+    if (missing.length > 0) for (const [id, a] of await io.loadAccounts(missing)) accounts.set(id, a);
     const set: WorkingSet = { account: (id) => accounts.get(id), transfer: (id) => transfers.get(id) };
 
     const effects: BatchEffects = newEffects();
@@ -232,8 +248,11 @@ export class PostingEngine {
     const holdUpdates = [...effects.resolvedHolds.values()].filter((h) => !created.has(h.id));
     await io.updateHolds(holdUpdates);
     await io.updateBalances([...effects.touchedAccounts.values()].filter((a) => !newAccounts.has(a.id)));
-    if (last !== io.lastTimestamp) await io.setLastTimestamp(last);
-    if (effects.created.length > 0 || due.length > 0 || newAccounts.size > 0) {
+    await io.insertCheckpoints(effects.checkpoints);
+    const changed = effects.created.length > 0 || due.length > 0 || newAccounts.size > 0;
+    const version = changed ? io.version + 1n : io.version;
+    if (changed) await io.setState(last, version);
+    if (changed) {
       // One event per batch: consumers read the transfers by timestamp range.
       await appendEvents(io.tx, [{
         type: "ledger.batch_committed",
@@ -251,6 +270,7 @@ export class PostingEngine {
       if (op.kind !== "tick" && op.hook) await (op.hook as BatchHook<unknown>)(io.tx, outcomes[i]);
     }
     this.lastTs = last;
+    this.cacheVersion = version;
     return { outcomes, stats: { created: effects.created.length, expired: due.length, transfers: transferCount } };
   }
 }
@@ -264,7 +284,8 @@ function createAccount(
 ): AccountOutcome {
   const existing = accounts.get(input.id);
   if (existing) {
-    return { result: sameAccountFields(existing, input, merchantId) ? "exists" : "exists_with_different_fields", account: existing };
+    // A copy: the cached account keeps changing with later batches.
+    return { result: sameAccountFields(existing, input, merchantId) ? "exists" : "exists_with_different_fields", account: { ...existing } };
   }
   const account: Account = {
     ...input,
@@ -274,10 +295,12 @@ function createAccount(
     debitsPosted: 0n,
     creditsPending: 0n,
     creditsPosted: 0n,
+    lastTs: null,
+    transferCount: 0n,
   };
   accounts.set(account.id, account);
   newAccounts.set(account.id, account);
-  return { result: "created", account };
+  return { result: "created", account: { ...account } };
 }
 
 /** Errors from the database or the network, as opposed to bugs: the request may be retried. */

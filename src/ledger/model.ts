@@ -28,7 +28,13 @@ export interface Account extends Balances {
   /** Canonical JSON text (keys sorted), or null. */
   readonly metadata: string | null;
   readonly createdAt: bigint;
+  /** Timestamp of the latest transfer touching the account: the head of its history chain. */
+  lastTs: bigint | null;
+  transferCount: bigint;
 }
+
+/** Every this many transfers of an account, one is indexed as a checkpoint (see queries.ts). */
+export const CHECKPOINT_INTERVAL = 32n;
 
 export const FLAG_PENDING = 1;
 export const FLAG_LINKED = 2;
@@ -64,6 +70,9 @@ export interface Transfer {
   /** Balances of the debit and credit account right after this transfer. */
   readonly debitAfter: Balances;
   readonly creditAfter: Balances;
+  /** The previous transfer of the debit (credit) account: the history chain. */
+  readonly debitPrevTs: bigint | null;
+  readonly creditPrevTs: bigint | null;
 }
 
 /** A transfer as a client asked for it, after schema validation and parsing. */
@@ -160,19 +169,27 @@ export function effectiveStatus(t: Transfer, nowUs: bigint): TransferStatus {
   return t.status;
 }
 
-/** Canonical JSON: object keys sorted, so equal documents compare equal as text. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
+/** Nesting deeper than this in client JSON (metadata) is refused. */
+export const JSON_DEPTH_MAX = 32;
+
+export class JsonTooDeepError extends Error {
+  override name = "JsonTooDeepError";
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
+/**
+ * Canonical JSON: object keys sorted, so equal documents compare equal as text. Written by hand
+ * so that every key survives (a "__proto__" key is data here, never a prototype) and so that
+ * nesting is bounded instead of exhausting the stack.
+ */
+export function canonicalJson(value: unknown, depth = 0): string {
+  if (depth > JSON_DEPTH_MAX) throw new JsonTooDeepError(`JSON nested deeper than ${JSON_DEPTH_MAX} levels`);
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, depth + 1)).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
-    return out;
+    const keys = Object.keys(value).sort();
+    const parts = keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k], depth + 1)}`);
+    return `{${parts.join(",")}}`;
   }
-  return value;
+  return JSON.stringify(value) ?? "null";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,16 +242,28 @@ export interface BatchEffects {
   readonly resolvedHolds: Map<string, Transfer>;
   /** Accounts whose balances changed; their final state. */
   readonly touchedAccounts: Map<string, Account>;
+  /** (account, transfer timestamp) pairs to index as history checkpoints. */
+  readonly checkpoints: Array<{ accountId: string; ts: bigint }>;
 }
 
 export function newEffects(): BatchEffects {
-  return { created: [], resolvedHolds: new Map(), touchedAccounts: new Map() };
+  return { created: [], resolvedHolds: new Map(), touchedAccounts: new Map(), checkpoints: [] };
+}
+
+interface AccountSnapshot extends Balances {
+  lastTs: bigint | null;
+  transferCount: bigint;
+}
+
+function snapshotAccount(a: Account): AccountSnapshot {
+  return { ...copyBalances(a), lastTs: a.lastTs, transferCount: a.transferCount };
 }
 
 interface Undo {
-  readonly accounts: Map<Account, Balances>;
+  readonly accounts: Map<Account, AccountSnapshot>;
   readonly holds: Array<{ hold: Transfer; status: TransferStatus; resolvedAt: bigint | null; wasResolved: boolean }>;
   readonly createdLength: number;
+  readonly checkpointsLength: number;
   readonly createdIds: string[];
 }
 
@@ -258,7 +287,7 @@ export function applyTransfers(
     const chainOpen = inputs[end]!.linked; // the last transfer of the request is still linked
     const isChain = end > start || chainOpen;
     const undo: Undo | null = isChain
-      ? { accounts: new Map(), holds: [], createdLength: effects.created.length, createdIds: [] }
+      ? { accounts: new Map(), holds: [], createdLength: effects.created.length, checkpointsLength: effects.checkpoints.length, createdIds: [] }
       : null;
     let failedAt = -1;
     for (let i = start; i <= end; i++) {
@@ -294,6 +323,7 @@ function rollBack(undo: Undo, created: Map<string, Transfer>, effects: BatchEffe
     if (!h.wasResolved) effects.resolvedHolds.delete(h.hold.id);
   }
   effects.created.length = undo.createdLength;
+  effects.checkpoints.length = undo.checkpointsLength;
   for (const id of undo.createdIds) created.delete(id);
 }
 
@@ -437,13 +467,17 @@ function applyOne(
   if (dPending + dPosted > max || cPending + cPosted > max) return { result: "overflow" };
 
   if (undo) {
-    if (!undo.accounts.has(debit)) undo.accounts.set(debit, copyBalances(debit));
-    if (!undo.accounts.has(credit)) undo.accounts.set(credit, copyBalances(credit));
+    if (!undo.accounts.has(debit)) undo.accounts.set(debit, snapshotAccount(debit));
+    if (!undo.accounts.has(credit)) undo.accounts.set(credit, snapshotAccount(credit));
   }
   debit.debitsPending = dPending;
   debit.debitsPosted = dPosted;
   credit.creditsPending = cPending;
   credit.creditsPosted = cPosted;
+  const debitPrevTs = debit.lastTs;
+  const creditPrevTs = credit.lastTs;
+  linkHistory(debit, ts, effects);
+  linkHistory(credit, ts, effects);
   effects.touchedAccounts.set(debit.id, debit);
   effects.touchedAccounts.set(credit.id, credit);
 
@@ -485,11 +519,21 @@ function applyOne(
     metadata: input.metadata ?? null,
     debitAfter: copyBalances(debit),
     creditAfter: copyBalances(credit),
+    debitPrevTs,
+    creditPrevTs,
   };
   created.set(transfer.id, transfer);
   effects.created.push(transfer);
   undo?.createdIds.push(transfer.id);
   return { result: "created", transfer };
+}
+
+/** Makes the transfer at `ts` the head of the account's history chain. */
+function linkHistory(account: Account, ts: bigint, effects: BatchEffects): void {
+  assert(account.lastTs === null || account.lastTs < ts, "history is strictly increasing in time");
+  account.lastTs = ts;
+  account.transferCount += 1n;
+  if (account.transferCount % CHECKPOINT_INTERVAL === 0n) effects.checkpoints.push({ accountId: account.id, ts });
 }
 
 /** Releases an expired hold: its pending amounts leave both accounts. */

@@ -1,13 +1,21 @@
 // Reads of the ledger: accounts, transfers, point-in-time balances and per-account history.
-// Dialect-neutral Kysely on the read connection; every query walks an index.
+// Dialect-neutral SQL on the read connection. An account's history is a chain (each transfer
+// points to the account's previous one) with every CHECKPOINT_INTERVAL-th link indexed, so:
+// a page of history is one primary-key lookup per entry, and a point-in-time balance is one
+// index probe plus at most CHECKPOINT_INTERVAL lookups, however long the history.
+import { sql } from "kysely";
 import type { Database } from "../db/database.ts";
-import { ZERO_BALANCES, copyBalances, type Account, type Balances, type Transfer } from "./model.ts";
+import { assert } from "../kernel/assert.ts";
+import { CHECKPOINT_INTERVAL, ZERO_BALANCES, copyBalances, type Account, type Balances, type Transfer } from "./model.ts";
 import { accountFromRow, transferFromRow } from "./rows.ts";
 
 export interface HistoryEntry {
   readonly transfer: Transfer;
   readonly balanceAfter: Balances;
 }
+
+const sideOf = (t: Transfer, accountId: string): Balances => (t.debitAccountId === accountId ? t.debitAfter : t.creditAfter);
+const prevOf = (t: Transfer, accountId: string): bigint | null => (t.debitAccountId === accountId ? t.debitPrevTs : t.creditPrevTs);
 
 export class LedgerQueries {
   constructor(private readonly db: Database) {}
@@ -28,51 +36,52 @@ export class LedgerQueries {
   }
 
   /**
+   * Walks the account's history chain from `startTs` towards the past: up to `limit` transfers,
+   * stopping after the first one at or before `stopAtOrBeforeTs` when given. One recursive query.
+   */
+  private async walk(accountId: string, startTs: bigint, limit: number, stopAtOrBeforeTs: bigint | null): Promise<Transfer[]> {
+    const stop = stopAtOrBeforeTs ?? -1n;
+    const result = await sql<any>`
+      with recursive chain(ts, n) as (
+        select cast(${startTs} as bigint), 1
+        union all
+        select case when t.debit_account_id = ${accountId} then t.dr_prev_ts else t.cr_prev_ts end, chain.n + 1
+          from ledger_transfers t join chain on t.ts = chain.ts
+         where chain.n < ${limit} and chain.ts > ${stop}
+      )
+      select t.* from ledger_transfers t join chain on t.ts = chain.ts order by t.ts desc`.execute(this.db.read);
+    return result.rows.map(transferFromRow);
+  }
+
+  /**
    * Balances as they stood at `atUs`: the snapshot after the account's last transfer at or before
    * that moment, less the holds whose deadline had passed by then but whose expiry was applied
    * after the snapshot (LEDGER.md invariant 7).
    */
   async balanceAt(account: Account, atUs: bigint): Promise<Balances> {
-    const [debitSide, creditSide] = await Promise.all([
-      this.db.read
-        .selectFrom("ledger_transfers")
-        .select(["ts", "dr_debits_pending", "dr_debits_posted", "dr_credits_pending", "dr_credits_posted"])
-        .where("debit_account_id", "=", account.id)
-        .where("ts", "<=", atUs)
-        .orderBy("ts", "desc")
-        .limit(1)
-        .executeTakeFirst(),
-      this.db.read
-        .selectFrom("ledger_transfers")
-        .select(["ts", "cr_debits_pending", "cr_debits_posted", "cr_credits_pending", "cr_credits_posted"])
-        .where("credit_account_id", "=", account.id)
-        .where("ts", "<=", atUs)
-        .orderBy("ts", "desc")
-        .limit(1)
-        .executeTakeFirst(),
-    ]);
-    let snapshotTs: bigint;
-    let balances: Balances;
-    const dTs = debitSide ? BigInt(debitSide.ts) : -1n;
-    const cTs = creditSide ? BigInt(creditSide.ts) : -1n;
-    if (dTs < 0n && cTs < 0n) return copyBalances(ZERO_BALANCES);
-    if (dTs > cTs) {
-      snapshotTs = dTs;
-      balances = {
-        debitsPending: BigInt(debitSide!.dr_debits_pending),
-        debitsPosted: BigInt(debitSide!.dr_debits_posted),
-        creditsPending: BigInt(debitSide!.dr_credits_pending),
-        creditsPosted: BigInt(debitSide!.dr_credits_posted),
-      };
+    if (account.lastTs === null) return copyBalances(ZERO_BALANCES);
+    let snapshot: Transfer | null = null;
+    if (account.lastTs <= atUs) {
+      const row = await this.db.read.selectFrom("ledger_transfers").selectAll().where("ts", "=", account.lastTs).executeTakeFirstOrThrow();
+      snapshot = transferFromRow(row);
     } else {
-      snapshotTs = cTs;
-      balances = {
-        debitsPending: BigInt(creditSide!.cr_debits_pending),
-        debitsPosted: BigInt(creditSide!.cr_debits_posted),
-        creditsPending: BigInt(creditSide!.cr_credits_pending),
-        creditsPosted: BigInt(creditSide!.cr_credits_posted),
-      };
+      // The first checkpoint after the moment is at most CHECKPOINT_INTERVAL links later.
+      const next = await this.db.read
+        .selectFrom("ledger_checkpoints")
+        .select("ts")
+        .where("account_id", "=", account.id)
+        .where("ts", ">", atUs)
+        .orderBy("ts", "asc")
+        .limit(1)
+        .executeTakeFirst();
+      const start = next ? BigInt(next.ts) : account.lastTs;
+      const walked = await this.walk(account.id, start, Number(CHECKPOINT_INTERVAL) + 1, atUs);
+      snapshot = walked.find((t) => t.ts <= atUs) ?? null;
+      assert(walked.length <= Number(CHECKPOINT_INTERVAL) + 1, "the walk is bounded by the checkpoint interval");
     }
+    if (!snapshot) return copyBalances(ZERO_BALANCES);
+    const balances = copyBalances(sideOf(snapshot, account.id));
+    const snapshotTs = snapshot.ts;
     const expiredAfterSnapshot = (side: "debit_account_id" | "credit_account_id") =>
       this.db.read
         .selectFrom("ledger_transfers")
@@ -91,19 +100,18 @@ export class LedgerQueries {
     return balances;
   }
 
-  /** Transfers touching the account, newest first, each with the account's balances after it. */
-  async history(account: Account, limit: number, beforeTs: bigint | null): Promise<{ data: HistoryEntry[]; hasMore: boolean }> {
-    const side = (column: "debit_account_id" | "credit_account_id") => {
-      let q = this.db.read.selectFrom("ledger_transfers").selectAll().where(column, "=", account.id);
-      if (beforeTs !== null) q = q.where("ts", "<", beforeTs);
-      return q.orderBy("ts", "desc").limit(limit + 1).execute();
-    };
-    const [debits, credits] = await Promise.all([side("debit_account_id"), side("credit_account_id")]);
-    const merged = [...debits, ...credits].map(transferFromRow).sort((a, b) => (a.ts < b.ts ? 1 : a.ts > b.ts ? -1 : 0));
-    const page = merged.slice(0, limit);
+  /**
+   * Transfers touching the account, newest first, each with the account's balances after it.
+   * `after` is the transfer to continue after (the previous page's last), or null for the newest.
+   */
+  async history(account: Account, limit: number, after: Transfer | null): Promise<{ data: HistoryEntry[]; hasMore: boolean }> {
+    const start = after ? prevOf(after, account.id) : account.lastTs;
+    if (start === null) return { data: [], hasMore: false };
+    const walked = await this.walk(account.id, start, limit, null);
+    const last = walked.at(-1);
     return {
-      data: page.map((t) => ({ transfer: t, balanceAfter: t.debitAccountId === account.id ? t.debitAfter : t.creditAfter })),
-      hasMore: merged.length > limit,
+      data: walked.map((t) => ({ transfer: t, balanceAfter: sideOf(t, account.id) })),
+      hasMore: walked.length === limit && last !== undefined && prevOf(last, account.id) !== null,
     };
   }
 }

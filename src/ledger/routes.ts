@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type, type Static } from "typebox";
 import { ApiError } from "../kernel/errors.ts";
 import type { Clock } from "../kernel/clock.ts";
-import { parseTimestampUs } from "../kernel/clock.ts";
+import { formatTimestampUs, parseTimestampUs } from "../kernel/clock.ts";
 import type { Limits } from "../kernel/config.ts";
 import { CLIENT_ID_PATTERN, ulid } from "../kernel/ids.ts";
 import { isCurrency } from "../kernel/money.ts";
@@ -12,11 +12,13 @@ import { sendRendered, unitOfWorkHook, type HttpDeps } from "../http/server.ts";
 import { stringifyJson } from "../http/json.ts";
 import type { StoredResponse } from "../db/idempotency.ts";
 import type { AccountOutcome, PostingEngine } from "./engine.ts";
-import { canonicalJson, type AccountInput, type TransferInput, type TransferOutcome } from "./model.ts";
+import { JSON_DEPTH_MAX, JsonTooDeepError, canonicalJson, type AccountInput, type TransferInput, type TransferOutcome } from "./model.ts";
 import type { LedgerQueries } from "./queries.ts";
 import { RESULT_MESSAGES, accountJson, balancesJson, transferJson } from "./view.ts";
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+/** Free text may hold any character but NUL, which PostgreSQL cannot store in text. */
+const NO_NUL = "^[^\\u0000]*$";
 
 const Id = Type.String({ pattern: CLIENT_ID_PATTERN, description: "1-64 characters of [A-Za-z0-9_.:-]" });
 const Currency = Type.String({ pattern: "^[A-Z]{3}$", description: "ISO 4217 code, e.g. CNY" });
@@ -45,7 +47,7 @@ const AccountCreate = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    owner: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    owner: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: NO_NUL })),
     metadata: Type.Optional(Metadata),
   },
   { additionalProperties: false },
@@ -64,7 +66,7 @@ const TransferCreate = Type.Object(
     post_pending_id: Type.Optional(Id),
     void_pending_id: Type.Optional(Id),
     linked: Type.Optional(Type.Boolean()),
-    reference: Type.Optional(Type.String({ maxLength: 128 })),
+    reference: Type.Optional(Type.String({ maxLength: 128, pattern: NO_NUL })),
     metadata: Type.Optional(Metadata),
   },
   { additionalProperties: false },
@@ -98,7 +100,13 @@ export interface LedgerRouteDeps extends Pick<HttpDeps, "idempotency"> {
 
 function metadataText(value: Record<string, unknown> | undefined, param: string, limits: Limits): string | undefined {
   if (value === undefined) return undefined;
-  const text = canonicalJson(value);
+  let text: string;
+  try {
+    text = canonicalJson(value);
+  } catch (error) {
+    if (error instanceof JsonTooDeepError) throw new ApiError("validation_failed", `${param} is nested more than ${JSON_DEPTH_MAX} levels deep`, param);
+    throw error;
+  }
   if (Buffer.byteLength(text) > limits.metadataBytesMax) {
     throw new ApiError("validation_failed", `${param} must be at most ${limits.metadataBytesMax} bytes of JSON`, param);
   }
@@ -225,7 +233,12 @@ export function registerLedgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps
       const account = await queries.account(id, merchantOf(request));
       if (!account) throw new ApiError("not_found", `no account ${id}`, "id");
       const balances = atUs === null ? account : await queries.balanceAt(account, atUs);
-      return { account_id: account.id, currency: account.currency, at: at ?? null, ...balancesJson(account.normalBalance, balances) };
+      return {
+        account_id: account.id,
+        currency: account.currency,
+        at: atUs === null ? null : formatTimestampUs(atUs),
+        ...balancesJson(account.normalBalance, balances),
+      };
     },
   );
 
@@ -239,15 +252,14 @@ export function registerLedgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps
       const merchantId = merchantOf(request);
       const account = await queries.account(id, merchantId);
       if (!account) throw new ApiError("not_found", `no account ${id}`, "id");
-      let before: bigint | null = null;
+      let after = null;
       if (query.starting_after !== undefined) {
-        const cursor = await queries.transfer(query.starting_after, merchantId);
-        if (!cursor || (cursor.debitAccountId !== id && cursor.creditAccountId !== id)) {
+        after = await queries.transfer(query.starting_after, merchantId);
+        if (!after || (after.debitAccountId !== id && after.creditAccountId !== id)) {
           throw new ApiError("validation_failed", "starting_after must be the id of a transfer of this account", "starting_after");
         }
-        before = cursor.ts;
       }
-      const page = await queries.history(account, limit, before);
+      const page = await queries.history(account, limit, after);
       const nowUs = clock.nowUs();
       return {
         data: page.data.map((e) => ({ ...transferJson(e.transfer, nowUs), balance_after: balancesJson(account.normalBalance, e.balanceAfter) })),

@@ -8,11 +8,13 @@ export const TRANSFER_COLUMNS = [
   "flags", "pending_id", "timeout_seconds", "expires_at", "status", "resolved_at", "reference",
   "metadata", "dr_debits_pending", "dr_debits_posted", "dr_credits_pending", "dr_credits_posted",
   "cr_debits_pending", "cr_debits_posted", "cr_credits_pending", "cr_credits_posted",
+  "dr_prev_ts", "cr_prev_ts",
 ] as const;
 
 export const ACCOUNT_COLUMNS = [
   "id", "merchant_id", "currency", "code", "normal_balance", "flags", "owner", "metadata",
   "created_at", "debits_pending", "debits_posted", "credits_pending", "credits_posted",
+  "last_ts", "transfer_count",
 ] as const;
 
 // SQLite returns every integer as bigint (safeIntegers); PostgreSQL returns INTEGER as number and
@@ -36,6 +38,8 @@ export function accountFromRow(r: LedgerAccountsTable): Account {
     debitsPosted: big(r.debits_posted),
     creditsPending: big(r.credits_pending),
     creditsPosted: big(r.credits_posted),
+    lastTs: bigOrNull(r.last_ts),
+    transferCount: big(r.transfer_count),
   };
 }
 
@@ -69,6 +73,8 @@ export function transferFromRow(r: LedgerTransfersTable): Transfer {
       creditsPending: big(r.cr_credits_pending),
       creditsPosted: big(r.cr_credits_posted),
     },
+    debitPrevTs: bigOrNull(r.dr_prev_ts),
+    creditPrevTs: bigOrNull(r.cr_prev_ts),
   };
 }
 
@@ -79,7 +85,7 @@ export function transferValues(t: Transfer): unknown[] {
     t.flags, t.pendingId, t.timeoutSeconds, t.expiresAt, t.status, t.resolvedAt, t.reference,
     t.metadata, t.debitAfter.debitsPending, t.debitAfter.debitsPosted, t.debitAfter.creditsPending,
     t.debitAfter.creditsPosted, t.creditAfter.debitsPending, t.creditAfter.debitsPosted,
-    t.creditAfter.creditsPending, t.creditAfter.creditsPosted,
+    t.creditAfter.creditsPending, t.creditAfter.creditsPosted, t.debitPrevTs, t.creditPrevTs,
   ];
 }
 
@@ -88,5 +94,6 @@ export function accountValues(a: Account): unknown[] {
     a.id, a.merchantId, a.currency, a.code, a.normalBalance,
     (a.flags.debitsMustNotExceedCredits ? 1 : 0) | (a.flags.creditsMustNotExceedDebits ? 2 : 0),
     a.owner, a.metadata, a.createdAt, a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted,
+    a.lastTs, a.transferCount,
   ];
 }

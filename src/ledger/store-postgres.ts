@@ -13,10 +13,11 @@ import type { BatchIO, LedgerStore } from "./store.ts";
 const TRANSFER_TYPES = [
   "bigint", "text", "text", "text", "text", "bigint", "text", "integer", "integer", "text", "integer",
   "bigint", "text", "bigint", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint",
-  "bigint", "bigint", "bigint",
+  "bigint", "bigint", "bigint", "bigint", "bigint",
 ];
 const ACCOUNT_TYPES = [
   "text", "text", "text", "integer", "text", "integer", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint",
+  "bigint", "bigint",
 ];
 
 function unnestInsert(table: string, columns: readonly string[], types: readonly string[]): string {
@@ -50,10 +51,11 @@ export class PostgresLedgerStore implements LedgerStore {
 
   runBatch<T>(work: (io: BatchIO) => Promise<T>): Promise<T> {
     return this.db.transaction(async (tx) => {
-      const [state] = await query(tx, "select last_ts from ledger_state where id = 1 for update");
+      const [state] = await query(tx, "select last_ts, version from ledger_state where id = 1 for update");
       const io: BatchIO = {
         tx,
         lastTimestamp: BigInt(state.last_ts),
+        version: BigInt(state.version),
         loadTransfers: async (ids) => {
           const list = [...new Set(ids)];
           const out = new Map<string, Transfer>();
@@ -99,19 +101,28 @@ export class PostgresLedgerStore implements LedgerStore {
           );
         },
         updateBalances: async (accounts) => {
-          const rows = [...accounts].map((a) => [a.id, a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted]);
+          const rows = [...accounts].map((a) => [a.id, a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount]);
           if (rows.length === 0) return;
           await query(
             tx,
             `update ledger_accounts a set debits_pending = v.dp, debits_posted = v.dpo,
-                    credits_pending = v.cp, credits_posted = v.cpo
-               from unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) as v(id, dp, dpo, cp, cpo)
+                    credits_pending = v.cp, credits_posted = v.cpo, last_ts = v.last_ts, transfer_count = v.n
+               from unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+                    as v(id, dp, dpo, cp, cpo, last_ts, n)
               where a.id = v.id`,
-            columns(rows, 5),
+            columns(rows, 7),
           );
         },
-        setLastTimestamp: async (ts) => {
-          await query(tx, "update ledger_state set last_ts = $1 where id = 1", [ts.toString()]);
+        insertCheckpoints: async (checkpoints) => {
+          if (checkpoints.length === 0) return;
+          await query(
+            tx,
+            "insert into ledger_checkpoints (account_id, ts) select * from unnest($1::text[], $2::bigint[])",
+            columns(checkpoints.map((c) => [c.accountId, c.ts]), 2),
+          );
+        },
+        setState: async (lastTs, version) => {
+          await query(tx, "update ledger_state set last_ts = $1, version = $2 where id = 1", [lastTs.toString(), version.toString()]);
         },
       };
       return work(io);

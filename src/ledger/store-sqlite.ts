@@ -21,8 +21,9 @@ export class SqliteLedgerStore implements LedgerStore {
   private readonly updateBalance: BetterSqlite3.Statement;
   private readonly updateHold: BetterSqlite3.Statement;
   private readonly selectDueHolds: BetterSqlite3.Statement;
-  private readonly selectLastTs: BetterSqlite3.Statement;
-  private readonly updateLastTs: BetterSqlite3.Statement;
+  private readonly selectState: BetterSqlite3.Statement;
+  private readonly updateState: BetterSqlite3.Statement;
+  private readonly insertCheckpoint: BetterSqlite3.Statement;
 
   constructor(private readonly db: Database) {
     assert(db.sqlite, "SQLite store needs the writer connection");
@@ -38,22 +39,24 @@ export class SqliteLedgerStore implements LedgerStore {
     );
     this.insertAccount = s.prepare(`insert into ledger_accounts (${ACCOUNT_COLUMNS.join(",")}) values ${row(ACCOUNT_COLUMNS.length)}`);
     this.updateBalance = s.prepare(
-      "update ledger_accounts set debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ? where id = ?",
+      "update ledger_accounts set debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ?, last_ts = ?, transfer_count = ? where id = ?",
     );
     this.updateHold = s.prepare("update ledger_transfers set status = ?, resolved_at = ? where id = ?");
     this.selectDueHolds = s.prepare(
       "select * from ledger_transfers where status = 'pending' and expires_at <= ? order by expires_at limit ?",
     );
-    this.selectLastTs = s.prepare("select last_ts from ledger_state where id = 1");
-    this.updateLastTs = s.prepare("update ledger_state set last_ts = ? where id = 1");
+    this.selectState = s.prepare("select last_ts, version from ledger_state where id = 1");
+    this.updateState = s.prepare("update ledger_state set last_ts = ?, version = ? where id = 1");
+    this.insertCheckpoint = s.prepare("insert into ledger_checkpoints (account_id, ts) values (?, ?)");
   }
 
   runBatch<T>(work: (io: BatchIO) => Promise<T>): Promise<T> {
     return this.db.transaction(async (tx) => {
-      const lastTimestamp = (this.selectLastTs.get() as { last_ts: bigint }).last_ts;
+      const state = this.selectState.get() as { last_ts: bigint; version: bigint };
       const io: BatchIO = {
         tx,
-        lastTimestamp,
+        lastTimestamp: state.last_ts,
+        version: state.version,
         loadTransfers: async (ids) => {
           const out = new Map<string, Transfer>();
           for (const id of ids) {
@@ -88,11 +91,14 @@ export class SqliteLedgerStore implements LedgerStore {
         },
         updateBalances: async (accounts) => {
           for (const a of accounts) {
-            this.updateBalance.run(a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.id);
+            this.updateBalance.run(a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount, a.id);
           }
         },
-        setLastTimestamp: async (ts) => {
-          this.updateLastTs.run(ts);
+        insertCheckpoints: async (checkpoints) => {
+          for (const c of checkpoints) this.insertCheckpoint.run(c.accountId, c.ts);
+        },
+        setState: async (lastTs, version) => {
+          this.updateState.run(lastTs, version);
         },
       };
       return work(io);

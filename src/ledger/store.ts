@@ -11,6 +11,8 @@ export interface BatchIO {
   readonly tx: Tx;
   /** The last ledger timestamp handed out by any writer, read under the ledger lock. */
   readonly lastTimestamp: bigint;
+  /** Bumped by every committed batch: a writer whose cache is of this version may trust it. */
+  readonly version: bigint;
   loadTransfers(ids: Iterable<string>): Promise<Map<string, Transfer>>;
   loadAccounts(ids: Iterable<string>): Promise<Map<string, Account>>;
   /** Holds past their deadline that are still pending, oldest first. */
@@ -18,8 +20,10 @@ export interface BatchIO {
   insertAccounts(accounts: readonly Account[]): Promise<void>;
   insertTransfers(transfers: readonly Transfer[]): Promise<void>;
   updateHolds(holds: Iterable<Transfer>): Promise<void>;
+  /** Writes balances and the history head (last_ts, transfer_count). */
   updateBalances(accounts: Iterable<Account>): Promise<void>;
-  setLastTimestamp(ts: bigint): Promise<void>;
+  insertCheckpoints(checkpoints: ReadonlyArray<{ accountId: string; ts: bigint }>): Promise<void>;
+  setState(lastTs: bigint, version: bigint): Promise<void>;
 }
 
 export interface LedgerStore {

@@ -1,0 +1,163 @@
+// `npm run bench` — Tally's throughput beside this machine's own ceilings, measured in the same
+// run. Each Tally figure is printed as a ratio of its ceiling (absolute numbers vary between
+// machines; ratios travel). `--quick` finishes within about a minute. The last line is one JSON
+// object with every figure, for scripts that compare runs.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import autocannon from "autocannon";
+import { freshPostgresDatabase, postgresServerUrl } from "../test/support/postgres.ts";
+import { postgresCeiling, sqliteCeiling } from "./ceilings.ts";
+import { BENCH_ACCOUNTS, engineThroughput, openEngine } from "./engine.ts";
+import { startProcess } from "./server.ts";
+import { figure, fmt, repeat, type Figure } from "./stats.ts";
+
+const quick = process.argv.includes("--quick");
+const skipPostgres = process.argv.includes("--no-postgres");
+const reps = quick ? 1 : 3;
+const engineTransfers = quick ? 40_000 : 163_800;
+const httpSeconds = quick ? 3 : 10;
+const ADMIN_KEY = "bench-admin-key";
+
+const results: Record<string, number | null> = {};
+const rows: Array<[string, Figure | null, string | null]> = [];
+
+function record(name: string, f: Figure | null, ceiling: string | null = null): void {
+  results[name] = f ? Math.round(f.median * 100) / 100 : null;
+  rows.push([name, f, ceiling]);
+  const ratio = f && ceiling && results[ceiling] ? ` = ${(f.median / results[ceiling]!).toFixed(2)} × ${ceiling}` : "";
+  console.log(`${name.padEnd(28)} ${f ? fmt(f.median).padStart(12) : "n/a".padStart(12)}  ${f ? `(${fmt(f.min)}–${fmt(f.max)})` : ""}${ratio}`);
+}
+
+async function pgUrl(): Promise<{ url: string; drop(): Promise<void> } | null> {
+  if (skipPostgres) return null;
+  try {
+    await Promise.race([postgresServerUrl(), new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), 60_000))]);
+    return await freshPostgresDatabase("bench");
+  } catch (error) {
+    console.log(`PostgreSQL not reachable (${(error as Error).message}): PostgreSQL figures skipped`);
+    return null;
+  }
+}
+
+let idCounter = 0;
+function transferBody(): string {
+  const n = idCounter++;
+  return `{"id":"h${process.pid}-${n}","debit_account_id":"a${(n * 104729 + 13) % 1000}","credit_account_id":"a${(n * 7919) % 1000}","amount":100,"currency":"CNY"}`;
+}
+
+async function load(url: string, path: string, connections: number, seconds: number, body: () => string, headers: Record<string, string> = {}) {
+  const result = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    requests: [{ method: "POST", path, headers: { "content-type": "application/json", ...headers }, setupRequest: (req: any) => ({ ...req, body: body() }) }],
+  });
+  return result;
+}
+
+async function main(): Promise<void> {
+  console.log(`Tally benchmark${quick ? " (quick)" : ""} — node ${process.version}, ${new Date().toISOString()}`);
+  console.log("figure                        median       (min–max over runs)   ratio\n");
+
+  // Ceilings.
+  record("ceiling_sqlite_tps", await repeat(reps, async () => sqliteCeiling(8190, engineTransfers)));
+  record("ceiling_sqlite_b1_tps", figure([sqliteCeiling(1, quick ? 2_000 : 5_000)]));
+  const pg = await pgUrl();
+  if (pg) record("ceiling_pg_batch_tps", await repeat(reps, () => postgresCeiling(pg.url, 1000, quick ? 20_000 : 100_000)));
+  else record("ceiling_pg_batch_tps", null);
+
+  const echo = await startProcess("bench/echo-server.ts", [], {}, null);
+  try {
+    await load(echo.url, "/echo", 64, 1, transferBody); // warm-up
+    record("ceiling_http_echo_rps", await repeat(reps, async () => (await load(echo.url, "/echo", 64, httpSeconds, transferBody)).requests.average));
+  } finally {
+    await echo.stop();
+  }
+
+  // The engine in-process on SQLite.
+  const sqlite = await openEngine(null);
+  try {
+    await engineThroughput(sqlite.engine, 16_380, 8190, false); // warm-up
+    record("engine_sqlite_tps", await repeat(reps, () => engineThroughput(sqlite.engine, engineTransfers, 8190, false)), "ceiling_sqlite_tps");
+    record("engine_sqlite_hot_tps", await repeat(reps, () => engineThroughput(sqlite.engine, engineTransfers, 8190, true)), "ceiling_sqlite_tps");
+    record("engine_sqlite_b100_tps", await repeat(reps, () => engineThroughput(sqlite.engine, engineTransfers, 100, false)), "ceiling_sqlite_tps");
+    record("engine_sqlite_b1_tps", await repeat(reps, () => engineThroughput(sqlite.engine, engineTransfers / 4, 1, false)), "ceiling_sqlite_tps");
+  } finally {
+    await sqlite.close();
+  }
+
+  // The engine in-process on PostgreSQL.
+  if (pg) {
+    const postgres = await openEngine(pg.url);
+    try {
+      await engineThroughput(postgres.engine, 10_000, 1000, false);
+      record("engine_pg_tps", await repeat(reps, () => engineThroughput(postgres.engine, quick ? 20_000 : 100_000, 1000, false)), "ceiling_pg_batch_tps");
+      record("engine_pg_hot_tps", await repeat(reps, () => engineThroughput(postgres.engine, quick ? 20_000 : 100_000, 1000, true)), "ceiling_pg_batch_tps");
+    } finally {
+      await postgres.close();
+      await pg.drop();
+    }
+  } else {
+    record("engine_pg_tps", null);
+    record("engine_pg_hot_tps", null);
+  }
+
+  // Over HTTP: one Tally process on SQLite, 64 connections.
+  const dir = mkdtempSync(join(tmpdir(), "tally-bench-http-"));
+  const tally = await startProcess(
+    "src/cli/main.ts",
+    ["serve"],
+    { TALLY_DATABASE_URL: `sqlite:${join(dir, "tally.db")}`, TALLY_ADMIN_KEY: ADMIN_KEY, TALLY_LOG_LEVEL: "warn" },
+    "/healthz",
+  );
+  try {
+    const auth = { authorization: `Bearer ${ADMIN_KEY}` };
+    for (let i = 0; i < 1000; i++) {
+      const res = await fetch(`${tally.url}/v1/ledger/accounts`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify({ id: `a${i}`, currency: "CNY" }),
+      });
+      if (res.status !== 201) throw new Error(`account setup failed: ${res.status} ${await res.text()}`);
+    }
+    await load(tally.url, "/v1/ledger/transfers", 64, 1, transferBody, auth);
+    const single: number[] = [];
+    const p99: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const res = await load(tally.url, "/v1/ledger/transfers", 64, httpSeconds, transferBody, auth);
+      if (res.non2xx > 0 || res.errors > 0) throw new Error(`HTTP single: ${res.non2xx} non-2xx, ${res.errors} errors`);
+      single.push(res.requests.average);
+      p99.push(res.latency.p99);
+    }
+    record("http_single_tps", figure(single), "ceiling_http_echo_rps");
+    record("http_single_p99_ms", figure(p99));
+    const batchSize = 2000;
+    const batchBody = () => {
+      const items: string[] = [];
+      for (let i = 0; i < batchSize; i++) items.push(transferBody());
+      return `{"transfers":[${items.join(",")}]}`;
+    };
+    const batch: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const res = await load(tally.url, "/v1/ledger/transfers/batch", 4, httpSeconds, batchBody, auth);
+      if (res.non2xx > 0 || res.errors > 0) throw new Error(`HTTP batch: ${res.non2xx} non-2xx, ${res.errors} errors`);
+      batch.push(res.requests.average * batchSize);
+    }
+    record("http_batch_tps", figure(batch));
+  } finally {
+    await tally.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  console.log(`\n(${BENCH_ACCOUNTS.toLocaleString("en-US")} accounts in-process; 1,000 over HTTP; engine requests of 8190 unless named b100/b1)`);
+  console.log(JSON.stringify({ bench: "tally", quick, node: process.version, ...results }));
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
