@@ -10,7 +10,6 @@ import { UnavailableError } from "../kernel/errors.ts";
 import type { Tx } from "../db/database.ts";
 import { appendEvents } from "../db/outbox.ts";
 import {
-  FLAG_PENDING,
   applyTransfers,
   expireHold,
   newEffects,
@@ -214,7 +213,8 @@ export class PostingEngine {
     }
     for (const [id, t] of await io.loadTransfers(transferIds)) {
       transfers.set(id, t);
-      if (t.flags & FLAG_PENDING) accountIds.add(t.debitAccountId).add(t.creditAccountId);
+      // Posting or voiding takes omitted accounts from the referenced transfer, hold or not.
+      accountIds.add(t.debitAccountId).add(t.creditAccountId);
     }
     if (io.version !== this.cacheVersion || this.accountCache.size > ACCOUNT_CACHE_MAX) this.accountCache.clear();
     const accounts = this.accountCache;

@@ -356,7 +356,7 @@ export function sameTransferFields(
   if (((t.flags & FLAG_PENDING) !== 0) !== input.pending) return false;
   if (((t.flags & FLAG_LINKED) !== 0) !== input.linked) return false;
   if (t.timeoutSeconds !== input.timeoutSeconds) return false;
-  if ((input.code ?? 0) !== t.code) return false;
+  if (inputKind === 0 && (input.code ?? 0) !== t.code) return false;
   if ((input.reference ?? null) !== t.reference) return false;
   if ((input.metadata ?? null) !== t.metadata) return false;
   if (inputKind === 0) {
@@ -372,10 +372,11 @@ export function sameTransferFields(
   if (input.creditAccountId !== undefined && input.creditAccountId !== t.creditAccountId) return false;
   if (input.currency !== undefined && input.currency !== t.currency) return false;
   if (input.amount !== undefined && input.amount !== t.amount) return false;
-  if (input.amount === undefined) {
-    const hold = created.get(t.pendingId!) ?? set.transfer(t.pendingId!);
-    if (hold && hold.amount !== t.amount) return false;
-  }
+  // An omitted code takes the hold's, as an omitted amount takes the full held amount.
+  if (input.code !== undefined && input.code !== t.code) return false;
+  const hold = created.get(t.pendingId!) ?? set.transfer(t.pendingId!);
+  if (input.amount === undefined && hold && hold.amount !== t.amount) return false;
+  if (input.code === undefined && hold && hold.code !== t.code) return false;
   return true;
 }
 
