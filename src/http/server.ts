@@ -8,7 +8,7 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { Logger } from "pino";
 import type { Database, Tx } from "../db/database.ts";
 import type { IdempotencyStore, StoredResponse } from "../db/idempotency.ts";
-import { ApiError } from "../kernel/errors.ts";
+import { ApiError, UnavailableError } from "../kernel/errors.ts";
 import type { Limits } from "../kernel/config.ts";
 import { ulid } from "../kernel/ids.ts";
 import type { CoreMetrics, MetricsRegistry } from "../ops/metrics.ts";
@@ -52,7 +52,8 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
     // One log line per request would cost more than the request on the hot path; failures are
     // logged by the error handler and latency goes to /metrics.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // Tally answers requests that arrive while closing itself, in the contract's error shape.
+    return503OnClosing: false,
     ajv: {
       // Strict validation: unknown fields are errors (not silently dropped), types are never coerced.
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
@@ -78,6 +79,10 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("X-Request-Id", String(request.id));
+    if (deps.isShuttingDown() && request.url !== "/healthz") {
+      reply.header("Connection", "close");
+      throw new UnavailableError("the server is shutting down; retry against another instance", 1);
+    }
     const scope = request.routeOptions.config?.scope;
     if (!scope) return;
     const header = request.headers.authorization;
