@@ -19,9 +19,15 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startProcess(script: string, args: string[], env: Record<string, string>, healthPath: string | null): Promise<ServerProcess> {
+export async function startProcess(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  healthPath: string | null,
+  nodeArgs: string[] = [],
+): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", script, ...args], {
     env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],
   });

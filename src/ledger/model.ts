@@ -302,7 +302,9 @@ export function applyTransfers(
       rollBack(undo, created, effects);
       for (let i = start; i <= end; i++) {
         if (i === failedAt) continue;
-        const existing = i < failedAt ? outcomes[i]! : existsOutcome(set, created, inputs[i]!, merchantId);
+        // Asked again after the rollback: an earlier "exists" may have matched a transfer this
+        // very chain created, which no longer exists.
+        const existing = existsOutcome(set, created, inputs[i]!, merchantId);
         outcomes[i] =
           existing && (existing.result === "exists" || existing.result === "exists_with_different_fields")
             ? existing
