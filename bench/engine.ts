@@ -28,7 +28,7 @@ export async function openEngine(databaseUrl: string | null): Promise<EngineBenc
   }
   const db = openDatabase(databaseUrl);
   await migrate(db);
-  const engine = new PostingEngine(createLedgerStore(db), systemClock, { ...defaultLimits, engineQueueTransfersMax: 10_000_000 });
+  const engine = new PostingEngine(createLedgerStore(db), systemClock, { ...defaultLimits, engineQueueTransfersMax: 10_000_000 }, undefined, db.dialect);
   const accounts: AccountInput[] = [];
   const base = { currency: "CNY", code: 1, flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, owner: null, metadata: null };
   accounts.push({ ...base, id: "bank", normalBalance: "debit" }, { ...base, id: "hot", normalBalance: "debit" });

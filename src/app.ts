@@ -55,7 +55,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       if (b.transfers > 0) core.batchSize.observe(b.transfers);
       core.batchDuration.observe(b.durationMs / 1000);
     },
-  });
+  }, db.dialect);
   core.queueDepth.collect(() => engine.queueDepth);
   const queries = new LedgerQueries(db);
   const keys = new ApiKeyStore(db, config.adminKey, () => clock.nowMs());

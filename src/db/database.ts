@@ -19,8 +19,12 @@ export interface Database {
   readonly kysely: Kysely<Tables>;
   /** Reads that may run beside writes (SQLite: a second connection; PostgreSQL: the pool). */
   readonly read: Kysely<Tables>;
-  /** SQLite only: the writer connection, for the engine's synchronous hot path. */
+  /** SQLite only: the main thread's writer connection (Kysely writes outside the engine). */
   readonly sqlite?: BetterSqlite3.Database;
+  /** SQLite only: a read-only connection for the engine's reads. */
+  readonly sqliteReader?: BetterSqlite3.Database;
+  /** SQLite only: the database file, for the engine's writer thread. */
+  readonly sqlitePath?: string;
   /** PostgreSQL only: the pool behind `kysely`. */
   readonly pool?: pg.Pool;
   /** Runs `work` in one transaction (the unit of work's boundary). */
@@ -73,6 +77,8 @@ export function openDatabase(url: string, options: { poolSize?: number } = {}): 
       kysely,
       read,
       sqlite: writer,
+      sqliteReader: reader ?? writer,
+      sqlitePath: path,
       transaction: (work) => kysely.transaction().execute(work),
       ping: async () => {
         try {

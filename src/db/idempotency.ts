@@ -5,7 +5,9 @@
 // In-flight markers: on SQLite (one process owns the file) they live in memory, which spares a
 // disk commit per request; on PostgreSQL (several processes) they are rows, taken over when a
 // crashed request left one behind for longer than the in-flight timeout.
-import type { Database, Tx } from "./database.ts";
+import type { Kysely } from "kysely";
+import type { Database } from "./database.ts";
+import type { Tables } from "./schema.ts";
 
 export type BeginResult =
   | { kind: "proceed" }
@@ -74,7 +76,7 @@ export class IdempotencyStore {
   }
 
   /** Stores the final response; call inside the unit of work that made the change. */
-  async complete(tx: Tx, principal: string, key: string, requestHash: string, response: StoredResponse): Promise<void> {
+  async complete(tx: Kysely<Tables>, principal: string, key: string, requestHash: string, response: StoredResponse): Promise<void> {
     const now = BigInt(this.nowMs()) * 1000n;
     await tx
       .insertInto("idempotency_keys")

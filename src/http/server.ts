@@ -6,7 +6,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { Logger } from "pino";
-import type { Database, Tx } from "../db/database.ts";
+import type { Kysely } from "kysely";
+import type { Database } from "../db/database.ts";
+import type { Tables } from "../db/schema.ts";
 import type { IdempotencyStore, StoredResponse } from "../db/idempotency.ts";
 import { ApiError, UnavailableError } from "../kernel/errors.ts";
 import type { Limits } from "../kernel/config.ts";
@@ -179,7 +181,7 @@ export function unitOfWorkHook<R>(
   deps: Pick<HttpDeps, "idempotency">,
   request: FastifyRequest,
   render: (outcome: R) => StoredResponse,
-): ((tx: Tx, outcome: R) => Promise<void>) | undefined {
+): ((tx: Kysely<Tables>, outcome: R) => Promise<void>) | undefined {
   const idem = request.idempotency;
   if (!idem) return undefined;
   return async (tx, outcome) => {

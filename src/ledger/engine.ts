@@ -1,14 +1,18 @@
 // The posting engine: one writer per process. Requests queue their transfers; the writer takes
 // everything that queued while the previous batch was committing, applies it in one database
 // transaction (group commit) and answers each request only after that transaction committed.
-// A hot account touched by every transfer in a batch is written once per batch.
+// A hot account touched by every transfer in a batch is written once per batch. Where the store
+// allows it (SQLite: commits on a writer thread), the next batch is prepared while the previous
+// one is written and fsynced; its requests are still answered only after their own commit.
 import { setImmediate as nextTick } from "node:timers/promises";
 import { assert } from "../kernel/assert.ts";
 import type { Clock } from "../kernel/clock.ts";
 import type { Limits } from "../kernel/config.ts";
 import { UnavailableError } from "../kernel/errors.ts";
-import type { Tx } from "../db/database.ts";
+import type { Kysely } from "kysely";
 import { appendEvents } from "../db/outbox.ts";
+import { StatementRecorder } from "../db/recorder.ts";
+import type { Tables } from "../db/schema.ts";
 import {
   applyTransfers,
   expireHold,
@@ -23,20 +27,26 @@ import {
   type TransferOutcome,
   type WorkingSet,
 } from "./model.ts";
-import type { BatchIO, LedgerStore } from "./store.ts";
+import { VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
 
 export interface AccountOutcome {
   readonly result: AccountResult;
   readonly account: Account;
 }
 
-/** Work that must commit in the same transaction as the op's ledger changes. */
-export type BatchHook<R> = (tx: Tx, outcome: R) => Promise<void>;
+/**
+ * Work that must commit in the same transaction as the op's ledger changes. `tx` records writes
+ * (it cannot read): they run inside the batch's transaction, after the ledger rows.
+ */
+export type BatchHook<R> = (tx: Kysely<Tables>, outcome: R) => Promise<void>;
 
-type Op =
+type OpBody =
   | { kind: "transfers"; merchantId: string | null; inputs: readonly TransferInput[]; hook?: BatchHook<TransferOutcome[]>; done: Settle<TransferOutcome[]> }
   | { kind: "accounts"; merchantId: string | null; inputs: readonly AccountInput[]; hook?: BatchHook<AccountOutcome[]>; done: Settle<AccountOutcome[]> }
   | { kind: "tick"; done: Settle<number> };
+
+/** An op with its place in line (retries keep it) and whether it must run in a batch of its own. */
+type Op = OpBody & { seq: number; alone: boolean };
 
 interface Settle<T> {
   resolve(value: T): void;
@@ -51,18 +61,25 @@ export interface EngineObserver {
 const EXPIRIES_PER_BATCH_MAX = 1024;
 /** Accounts kept in memory between batches; past this the cache starts over. */
 const ACCOUNT_CACHE_MAX = 1_000_000;
+/** Batches written but not yet committed at once (pipelined stores only). */
+const COMMITS_IN_FLIGHT_MAX = 2;
 
 export class PostingEngine {
   private queue: Op[] = [];
+  /** Ops of failed pipelined batches, waiting to be redone before anything newer. */
+  private retries: Op[] = [];
   private queuedTransfers = 0;
+  private opSeq = 0;
   private draining = false;
   private scheduled = false;
   private closed = false;
   private idle: Promise<void> = Promise.resolve();
   private markIdle: () => void = () => {};
   private lastTs = 0n;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly recorder: StatementRecorder;
   /**
-   * Accounts as the last committed batch left them. Valid only while the ledger's version is the
+   * Accounts as the last prepared batch left them. Valid only while the ledger's version is the
    * one this engine wrote last: another process (PostgreSQL) bumps it, and the cache starts over.
    * The database stays the source of truth; after a restart the cache starts empty.
    */
@@ -74,7 +91,10 @@ export class PostingEngine {
     private readonly clock: Clock,
     private readonly limits: Limits,
     private readonly observer?: EngineObserver,
-  ) {}
+    dialect: "sqlite" | "postgres" = "sqlite",
+  ) {
+    this.recorder = new StatementRecorder(dialect);
+  }
 
   /** Transfers waiting for a batch. */
   get queueDepth(): number {
@@ -84,24 +104,25 @@ export class PostingEngine {
   submitTransfers(merchantId: string | null, inputs: readonly TransferInput[], hook?: BatchHook<TransferOutcome[]>): Promise<TransferOutcome[]> {
     assert(inputs.length > 0 && inputs.length <= this.limits.batchTransfersMax, "batch size is validated by the schema");
     this.admit(inputs.length);
-    return new Promise((resolve, reject) => this.enqueue({ kind: "transfers", merchantId, inputs, hook, done: { resolve, reject } }, inputs.length));
+    return new Promise((resolve, reject) => this.enqueue({ kind: "transfers", merchantId, inputs, hook, done: { resolve, reject } }));
   }
 
   createAccounts(merchantId: string | null, inputs: readonly AccountInput[], hook?: BatchHook<AccountOutcome[]>): Promise<AccountOutcome[]> {
     this.admit(inputs.length);
-    return new Promise((resolve, reject) => this.enqueue({ kind: "accounts", merchantId, inputs, hook, done: { resolve, reject } }, inputs.length));
+    return new Promise((resolve, reject) => this.enqueue({ kind: "accounts", merchantId, inputs, hook, done: { resolve, reject } }));
   }
 
   /** Runs a batch with no requests: expires due holds. Resolves to the number expired. */
   tick(): Promise<number> {
     if (this.closed) return Promise.resolve(0);
-    return new Promise((resolve, reject) => this.enqueue({ kind: "tick", done: { resolve, reject } }, 0));
+    return new Promise((resolve, reject) => this.enqueue({ kind: "tick", done: { resolve, reject } }));
   }
 
   /** Stops taking work and waits until every queued op has been committed or rejected. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.draining || this.scheduled || this.queue.length > 0) await this.idle;
+    while (this.draining || this.scheduled || this.queue.length > 0 || this.retries.length > 0) await this.idle;
+    await this.store.close();
   }
 
   private admit(count: number): void {
@@ -113,26 +134,33 @@ export class PostingEngine {
     }
   }
 
-  private enqueue(op: Op, transfers: number): void {
+  private enqueue(body: OpBody): void {
+    const op = { ...body, seq: ++this.opSeq, alone: false } as Op;
     this.queue.push(op);
-    this.queuedTransfers += transfers;
-    if (!this.draining && !this.scheduled) {
-      this.scheduled = true;
-      this.idle = new Promise((resolve) => (this.markIdle = resolve));
-      // Start on the next turn of the event loop so requests that arrived together share a batch.
-      setImmediate(() => void this.drain());
-    }
+    this.queuedTransfers += sizeOf(op);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.draining || this.scheduled) return;
+    this.scheduled = true;
+    this.idle = new Promise((resolve) => (this.markIdle = resolve));
+    // Start on the next turn of the event loop so requests that arrived together share a batch.
+    setImmediate(() => void this.drain());
   }
 
   private async drain(): Promise<void> {
     this.scheduled = false;
     this.draining = true;
     try {
-      while (this.queue.length > 0) {
-        const batch = this.takeBatch();
-        await this.commit(batch, true);
-        // Let the event loop read more requests; they form the next batch.
-        if (this.queue.length > 0) await nextTick();
+      for (;;) {
+        while (this.queue.length > 0 || this.retries.length > 0) {
+          await this.runBatch(this.takeBatch());
+          // Let the event loop read more requests; they form the next batch.
+          await nextTick();
+        }
+        if (this.inFlight.size === 0) break;
+        await Promise.race(this.inFlight);
       }
     } finally {
       this.draining = false;
@@ -141,11 +169,19 @@ export class PostingEngine {
   }
 
   private takeBatch(): Op[] {
+    if (this.retries.length > 0) {
+      this.retries.sort((a, b) => a.seq - b.seq);
+      const first = this.retries[0]!;
+      if (first.alone) return [this.retries.shift()!];
+      const batch: Op[] = [];
+      while (this.retries.length > 0 && !this.retries[0]!.alone) batch.push(this.retries.shift()!);
+      return batch;
+    }
     const batch: Op[] = [];
     let size = 0;
     while (this.queue.length > 0) {
       const op = this.queue[0]!;
-      const n = op.kind === "tick" ? 0 : op.inputs.length;
+      const n = sizeOf(op);
       if (batch.length > 0 && size + n > this.limits.engineBatchTransfersMax) break;
       this.queue.shift();
       this.queuedTransfers -= n;
@@ -155,45 +191,70 @@ export class PostingEngine {
     return batch;
   }
 
-  private async commit(batch: Op[], splitOnFailure: boolean): Promise<void> {
-    const started = performance.now();
-    let outcomes: unknown[];
-    let stats: { created: number; expired: number; transfers: number };
-    try {
-      ({ outcomes, stats } = await this.store.runBatch((io) => this.apply(io, batch)));
-    } catch (error) {
-      // The failed batch may have changed cached accounts in memory: forget them all.
-      this.accountCache.clear();
-      this.cacheVersion = -1n;
-      // One op's failure (a hook that throws) must not fail the others: retry them one by one.
-      if (splitOnFailure && batch.length > 1) {
-        for (const op of batch) await this.commit([op], false);
-        return;
-      }
-      const wrapped = isInfrastructure(error)
-        ? new UnavailableError("the ledger database is unavailable", 1, { cause: error })
-        : error;
-      for (const op of batch) op.done.reject(wrapped);
-      return;
-    }
-    this.observer?.batchCommitted({
-      ops: batch.length,
-      transfers: stats.transfers,
-      created: stats.created,
-      expired: stats.expired,
-      durationMs: performance.now() - started,
-    });
-    batch.forEach((op, i) => (op.done.resolve as (v: unknown) => void)(outcomes[i]));
+  private forgetCache(): void {
+    this.accountCache.clear();
+    this.cacheVersion = -1n;
   }
 
-  private async apply(io: BatchIO, batch: Op[]) {
+  private async runBatch(batch: Op[]): Promise<void> {
+    const started = performance.now();
+    let session: BatchSession | null = null;
+    let prepared: Awaited<ReturnType<PostingEngine["prepare"]>>;
+    try {
+      session = await this.store.begin();
+      prepared = await this.prepare(session, batch);
+    } catch (error) {
+      await session?.abort().catch(() => {});
+      // The cache holds the state of batches still being committed: let them land (or fail)
+      // before forgetting it, or the next batch would read balances from before them.
+      await Promise.allSettled([...this.inFlight]);
+      this.forgetCache();
+      this.fail(batch, error);
+      return;
+    }
+    const finish = () => {
+      this.observer?.batchCommitted({ ...prepared.stats, ops: batch.length, durationMs: performance.now() - started });
+      batch.forEach((op, i) => (op.done.resolve as (v: unknown) => void)(prepared.outcomes[i]));
+    };
+    if (prepared.writes === null) {
+      await session.abort();
+      finish();
+      return;
+    }
+    const committed = session.commit(prepared.writes).then(finish, (error) => {
+      this.forgetCache();
+      this.fail(batch, error);
+    });
+    if (!this.store.pipelined) return committed;
+    const tracked = committed.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+    if (this.inFlight.size >= COMMITS_IN_FLIGHT_MAX) await Promise.race(this.inFlight);
+  }
+
+  /** A batch that failed: redo conflicts, split multi-op batches, reject single ops. */
+  private fail(batch: Op[], error: unknown): void {
+    if (error instanceof VersionConflictError) {
+      // Prepared on top of a batch that failed: it had no effect. Redo it, in its place in line.
+      this.retries.push(...batch);
+    } else if (batch.length > 1) {
+      // One op's failure (say, a hook that throws) must not fail the others: redo them one by one.
+      for (const op of batch) this.retries.push({ ...op, alone: true });
+    } else {
+      const wrapped = isInfrastructure(error) ? new UnavailableError("the ledger database is unavailable", 1, { cause: error }) : error;
+      batch[0]!.done.reject(wrapped);
+      return;
+    }
+    this.schedule();
+  }
+
+  private async prepare(session: BatchSession, batch: Op[]) {
     const nowUs = this.clock.nowUs();
-    let last = io.lastTimestamp > this.lastTs ? io.lastTimestamp : this.lastTs;
+    let last = session.lastTimestamp > this.lastTs ? session.lastTimestamp : this.lastTs;
     const nextTimestamp = () => (last = last + 1n > nowUs ? last + 1n : nowUs);
 
     // Load what the batch reads: due holds, referenced transfers, then every account involved.
     const transfers = new Map<string, Transfer>();
-    const due = await io.dueHolds(nowUs, EXPIRIES_PER_BATCH_MAX);
+    const due = await session.dueHolds(nowUs, EXPIRIES_PER_BATCH_MAX);
     for (const hold of due) transfers.set(hold.id, hold);
     const transferIds = new Set<string>();
     const accountIds = new Set<string>();
@@ -211,16 +272,16 @@ export class PostingEngine {
         for (const a of op.inputs) accountIds.add(a.id);
       }
     }
-    for (const [id, t] of await io.loadTransfers(transferIds)) {
+    for (const [id, t] of await session.loadTransfers(transferIds)) {
       transfers.set(id, t);
       // Posting or voiding takes omitted accounts from the referenced transfer, hold or not.
       accountIds.add(t.debitAccountId).add(t.creditAccountId);
     }
-    if (io.version !== this.cacheVersion || this.accountCache.size > ACCOUNT_CACHE_MAX) this.accountCache.clear();
+    if (session.version !== this.cacheVersion || this.accountCache.size > ACCOUNT_CACHE_MAX) this.forgetCache();
     const accounts = this.accountCache;
     const missing: string[] = [];
     for (const id of accountIds) if (!accounts.has(id)) missing.push(id);
-    if (missing.length > 0) for (const [id, a] of await io.loadAccounts(missing)) accounts.set(id, a);
+    if (missing.length > 0) for (const [id, a] of await session.loadAccounts(missing)) accounts.set(id, a);
     const set: WorkingSet = { account: (id) => accounts.get(id), transfer: (id) => transfers.get(id) };
 
     const effects: BatchEffects = newEffects();
@@ -243,18 +304,13 @@ export class PostingEngine {
       }
     }
 
-    await io.insertAccounts([...newAccounts.values()]);
-    await io.insertTransfers(effects.created);
-    const holdUpdates = [...effects.resolvedHolds.values()].filter((h) => !created.has(h.id));
-    await io.updateHolds(holdUpdates);
-    await io.updateBalances([...effects.touchedAccounts.values()].filter((a) => !newAccounts.has(a.id)));
-    await io.insertCheckpoints(effects.checkpoints);
     const changed = effects.created.length > 0 || due.length > 0 || newAccounts.size > 0;
-    const version = changed ? io.version + 1n : io.version;
-    if (changed) await io.setState(last, version);
+    const version = changed ? session.version + 1n : session.version;
+    const tx = this.recorder.kysely;
+    this.recorder.take();
     if (changed) {
       // One event per batch: consumers read the transfers by timestamp range.
-      await appendEvents(io.tx, [{
+      await appendEvents(tx, [{
         type: "ledger.batch_committed",
         data: {
           transfers_created: effects.created.length,
@@ -267,12 +323,30 @@ export class PostingEngine {
     }
     for (let i = 0; i < batch.length; i++) {
       const op = batch[i]!;
-      if (op.kind !== "tick" && op.hook) await (op.hook as BatchHook<unknown>)(io.tx, outcomes[i]);
+      if (op.kind !== "tick" && op.hook) await (op.hook as BatchHook<unknown>)(tx, outcomes[i]);
     }
+    const statements = this.recorder.take();
     this.lastTs = last;
     this.cacheVersion = version;
-    return { outcomes, stats: { created: effects.created.length, expired: due.length, transfers: transferCount } };
+    const stats = { created: effects.created.length, expired: due.length, transfers: transferCount };
+    if (!changed && statements.length === 0) return { outcomes, stats, writes: null };
+    const writes: BatchWrites = {
+      newAccounts: [...newAccounts.values()],
+      transfers: effects.created,
+      resolvedHolds: [...effects.resolvedHolds.values()].filter((h) => !created.has(h.id)),
+      balances: [...effects.touchedAccounts.values()].filter((a) => !newAccounts.has(a.id)),
+      checkpoints: effects.checkpoints,
+      lastTs: last,
+      expectVersion: session.version,
+      version,
+      statements,
+    };
+    return { outcomes, stats, writes };
   }
+}
+
+function sizeOf(op: OpBody): number {
+  return op.kind === "tick" ? 0 : op.inputs.length;
 }
 
 function createAccount(

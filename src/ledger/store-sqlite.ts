@@ -1,107 +1,159 @@
-// The ledger store on SQLite: prepared statements on the writer connection, run synchronously
-// inside the batch's transaction (better-sqlite3 is synchronous; the transaction holds the one
-// write lock, so nothing else interleaves).
+// The ledger store on SQLite. Reads run on the main thread through a read-only connection;
+// commits run on the writer thread (sqlite-writer-worker.ts), so the engine prepares the next
+// batch while the previous one is being written and fsynced. Transfers created or resolved by
+// batches still on their way to disk are kept in an overlay, so reads see them. The writer
+// checks the ledger version of every batch: if one fails, every batch prepared on top of it fails
+// with a VersionConflictError and is redone by the engine.
+import { Worker } from "node:worker_threads";
 import type BetterSqlite3 from "better-sqlite3";
 import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
 import type { Account, Transfer } from "./model.ts";
-import { ACCOUNT_COLUMNS, TRANSFER_COLUMNS, accountFromRow, accountValues, transferFromRow, transferValues } from "./rows.ts";
-import type { BatchIO, LedgerStore } from "./store.ts";
-
-/** Rows per multi-row INSERT: fewer statement executions, within SQLite's variable limit. */
-const INSERT_ROWS_PER_STATEMENT = 64;
+import { accountFromRow, accountValues, transferFromRow, transferValues } from "./rows.ts";
+import type { WriterBatch, WriterReply } from "./sqlite-writer-worker.ts";
+import { VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
 
 export class SqliteLedgerStore implements LedgerStore {
-  private readonly sqlite: BetterSqlite3.Database;
+  readonly pipelined = true;
+  private readonly reader: BetterSqlite3.Database;
   private readonly getTransfer: BetterSqlite3.Statement;
   private readonly getAccount: BetterSqlite3.Statement;
-  private readonly insertTransferMany: BetterSqlite3.Statement;
-  private readonly insertTransferOne: BetterSqlite3.Statement;
-  private readonly insertAccount: BetterSqlite3.Statement;
-  private readonly updateBalance: BetterSqlite3.Statement;
-  private readonly updateHold: BetterSqlite3.Statement;
   private readonly selectDueHolds: BetterSqlite3.Statement;
   private readonly selectState: BetterSqlite3.Statement;
-  private readonly updateState: BetterSqlite3.Statement;
-  private readonly insertCheckpoint: BetterSqlite3.Statement;
+  private readonly worker: Worker;
+  private seq = 0;
+  private readonly waiting = new Map<number, { resolve(): void; reject(e: Error): void; overlayIds: string[] }>();
+  /** Transfers written by batches not yet committed, with the seq of the batch that last wrote each. */
+  private readonly overlay = new Map<string, { transfer: Transfer; seq: number }>();
+  /** The version the newest in-flight batch will leave, while any is in flight. */
+  private pendingVersion: bigint | null = null;
+  private pendingLastTs = 0n;
+  private workerError: Error | null = null;
 
-  constructor(private readonly db: Database) {
-    assert(db.sqlite, "SQLite store needs the writer connection");
-    const s = db.sqlite;
-    this.sqlite = s;
-    const row = (n: number) => `(${new Array(n).fill("?").join(",")})`;
-    const tcols = TRANSFER_COLUMNS.join(",");
-    this.getTransfer = s.prepare("select * from ledger_transfers where id = ?");
-    this.getAccount = s.prepare("select * from ledger_accounts where id = ?");
-    this.insertTransferOne = s.prepare(`insert into ledger_transfers (${tcols}) values ${row(TRANSFER_COLUMNS.length)}`);
-    this.insertTransferMany = s.prepare(
-      `insert into ledger_transfers (${tcols}) values ${new Array(INSERT_ROWS_PER_STATEMENT).fill(row(TRANSFER_COLUMNS.length)).join(",")}`,
-    );
-    this.insertAccount = s.prepare(`insert into ledger_accounts (${ACCOUNT_COLUMNS.join(",")}) values ${row(ACCOUNT_COLUMNS.length)}`);
-    this.updateBalance = s.prepare(
-      "update ledger_accounts set debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ?, last_ts = ?, transfer_count = ? where id = ?",
-    );
-    this.updateHold = s.prepare("update ledger_transfers set status = ?, resolved_at = ? where id = ?");
-    this.selectDueHolds = s.prepare(
+  constructor(db: Database) {
+    assert(db.sqliteReader && db.sqlitePath, "SQLite store needs the database file");
+    assert(db.sqlitePath !== ":memory:", "the ledger engine needs a database file, not :memory:");
+    this.reader = db.sqliteReader;
+    this.getTransfer = this.reader.prepare("select * from ledger_transfers where id = ?");
+    this.getAccount = this.reader.prepare("select * from ledger_accounts where id = ?");
+    this.selectDueHolds = this.reader.prepare(
       "select * from ledger_transfers where status = 'pending' and expires_at <= ? order by expires_at limit ?",
     );
-    this.selectState = s.prepare("select last_ts, version from ledger_state where id = 1");
-    this.updateState = s.prepare("update ledger_state set last_ts = ?, version = ? where id = 1");
-    this.insertCheckpoint = s.prepare("insert into ledger_checkpoints (account_id, ts) values (?, ?)");
+    this.selectState = this.reader.prepare("select last_ts, version from ledger_state where id = 1");
+    this.worker = new Worker(new URL("./sqlite-writer-thread.mjs", import.meta.url), { workerData: { path: db.sqlitePath } });
+    this.worker.on("message", (reply: WriterReply) => this.settle(reply));
+    this.worker.on("error", (error) => this.failAll(error));
+    this.worker.on("exit", (code) => this.failAll(new Error(`the SQLite writer thread exited (${code})`)));
+    this.worker.unref();
   }
 
-  runBatch<T>(work: (io: BatchIO) => Promise<T>): Promise<T> {
-    return this.db.transaction(async (tx) => {
-      const state = this.selectState.get() as { last_ts: bigint; version: bigint };
-      const io: BatchIO = {
-        tx,
-        lastTimestamp: state.last_ts,
-        version: state.version,
-        loadTransfers: async (ids) => {
-          const out = new Map<string, Transfer>();
-          for (const id of ids) {
-            const r = this.getTransfer.get(id) as any;
-            if (r) out.set(id, transferFromRow(r));
+  async begin(): Promise<BatchSession> {
+    if (this.workerError) throw this.workerError;
+    const state = this.selectState.get() as { last_ts: bigint; version: bigint };
+    const lastTimestamp = this.pendingVersion !== null && this.pendingLastTs > state.last_ts ? this.pendingLastTs : state.last_ts;
+    const version = this.pendingVersion ?? state.version;
+    return {
+      lastTimestamp,
+      version,
+      loadTransfers: async (ids) => {
+        const out = new Map<string, Transfer>();
+        for (const id of ids) {
+          const pending = this.overlay.get(id);
+          if (pending) {
+            out.set(id, pending.transfer);
+            continue;
           }
-          return out;
-        },
-        loadAccounts: async (ids) => {
-          const out = new Map<string, Account>();
-          for (const id of ids) {
-            const r = this.getAccount.get(id) as any;
-            if (r) out.set(id, accountFromRow(r));
-          }
-          return out;
-        },
-        dueHolds: async (nowUs, limit) => (this.selectDueHolds.all(nowUs, limit) as any[]).map(transferFromRow),
-        insertAccounts: async (accounts) => {
-          for (const a of accounts) this.insertAccount.run(...accountValues(a));
-        },
-        insertTransfers: async (transfers) => {
-          let i = 0;
-          for (; i + INSERT_ROWS_PER_STATEMENT <= transfers.length; i += INSERT_ROWS_PER_STATEMENT) {
-            const values: unknown[] = [];
-            for (let j = i; j < i + INSERT_ROWS_PER_STATEMENT; j++) values.push(...transferValues(transfers[j]!));
-            this.insertTransferMany.run(...values);
-          }
-          for (; i < transfers.length; i++) this.insertTransferOne.run(...transferValues(transfers[i]!));
-        },
-        updateHolds: async (holds) => {
-          for (const h of holds) this.updateHold.run(h.status, h.resolvedAt, h.id);
-        },
-        updateBalances: async (accounts) => {
-          for (const a of accounts) {
-            this.updateBalance.run(a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount, a.id);
-          }
-        },
-        insertCheckpoints: async (checkpoints) => {
-          for (const c of checkpoints) this.insertCheckpoint.run(c.accountId, c.ts);
-        },
-        setState: async (lastTs, version) => {
-          this.updateState.run(lastTs, version);
-        },
-      };
-      return work(io);
+          const r = this.getTransfer.get(id) as any;
+          if (r) out.set(id, transferFromRow(r));
+        }
+        return out;
+      },
+      loadAccounts: async (ids) => {
+        const out = new Map<string, Account>();
+        for (const id of ids) {
+          const r = this.getAccount.get(id) as any;
+          if (r) out.set(id, accountFromRow(r));
+        }
+        return out;
+      },
+      dueHolds: async (nowUs, limit) => {
+        const rows = (this.selectDueHolds.all(nowUs, limit) as any[]).map(transferFromRow);
+        // A hold resolved by a batch still in flight is not due any more.
+        return rows
+          .map((t) => this.overlay.get(t.id)?.transfer ?? t)
+          .filter((t) => t.status === "pending");
+      },
+      commit: (writes) => this.commit(writes),
+      abort: async () => {},
+    };
+  }
+
+  private commit(w: BatchWrites): Promise<void> {
+    if (this.workerError) return Promise.reject(this.workerError);
+    const seq = ++this.seq;
+    const batch: WriterBatch = {
+      seq,
+      expectVersion: w.expectVersion,
+      version: w.version,
+      lastTs: w.lastTs,
+      accounts: w.newAccounts.map(accountValues),
+      transfers: w.transfers.map(transferValues),
+      holds: w.resolvedHolds.map((h) => [h.id, h.status, h.resolvedAt]),
+      balances: w.balances.map((a) => [a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount, a.id]),
+      checkpoints: w.checkpoints.map((c) => [c.accountId, c.ts]),
+      statements: w.statements.map((s) => ({ sql: s.sql, parameters: [...s.parameters] })),
+    };
+    const overlayIds: string[] = [];
+    for (const t of w.transfers) {
+      this.overlay.set(t.id, { transfer: t, seq });
+      overlayIds.push(t.id);
+    }
+    for (const h of w.resolvedHolds) {
+      this.overlay.set(h.id, { transfer: h, seq });
+      overlayIds.push(h.id);
+    }
+    this.pendingVersion = w.version;
+    if (w.lastTs > this.pendingLastTs) this.pendingLastTs = w.lastTs;
+    return new Promise<void>((resolve, reject) => {
+      // A commit in flight keeps the process alive; an idle writer thread does not.
+      if (this.waiting.size === 0) this.worker.ref();
+      this.waiting.set(seq, { resolve, reject, overlayIds });
+      this.worker.postMessage(batch);
     });
+  }
+
+  private settle(reply: WriterReply): void {
+    const waiter = this.waiting.get(reply.seq);
+    if (!waiter) return;
+    this.waiting.delete(reply.seq);
+    if (this.waiting.size === 0) this.worker.unref();
+    if (reply.ok) {
+      // Now on disk: reads find these rows in the database.
+      for (const id of waiter.overlayIds) if (this.overlay.get(id)?.seq === reply.seq) this.overlay.delete(id);
+      if (this.waiting.size === 0) this.pendingVersion = null;
+      waiter.resolve();
+      return;
+    }
+    // Nothing of this batch, nor of any batch prepared on top of it, reached the database.
+    this.overlay.clear();
+    this.pendingVersion = null;
+    const error = reply.conflict
+      ? new VersionConflictError(reply.message)
+      : Object.assign(new Error(`SQLite commit failed: ${reply.message}`), { code: reply.code });
+    waiter.reject(error);
+  }
+
+  private failAll(error: Error): void {
+    this.workerError ??= error;
+    this.overlay.clear();
+    this.pendingVersion = null;
+    for (const [, w] of this.waiting) w.reject(error);
+    this.waiting.clear();
+  }
+
+  async close(): Promise<void> {
+    assert(this.waiting.size === 0, "close the engine before its store");
+    this.worker.removeAllListeners("exit");
+    await this.worker.terminate();
   }
 }

@@ -1,15 +1,29 @@
-// The engine's storage port: what one batch reads and writes inside its transaction. Two
-// implementations: SQLite (synchronous prepared statements on the writer connection) and
-// PostgreSQL (set-based statements over unnest, under a per-ledger lock).
-import type { Database, Tx } from "../db/database.ts";
+// The engine's storage port: what one batch reads, and the writes it commits. Two
+// implementations: SQLite (reads on the main thread, writes and the fsync of each commit on a
+// writer thread, so batches are pipelined) and PostgreSQL (one transaction per batch under the
+// ledger's row lock, set-based statements).
+import type { Database } from "../db/database.ts";
 import type { Account, Transfer } from "./model.ts";
 import { PostgresLedgerStore } from "./store-postgres.ts";
 import { SqliteLedgerStore } from "./store-sqlite.ts";
 
-export interface BatchIO {
-  /** The unit-of-work transaction, for hooks that write beside the ledger (idempotency, outbox). */
-  readonly tx: Tx;
-  /** The last ledger timestamp handed out by any writer, read under the ledger lock. */
+import type { RecordedStatement } from "../db/recorder.ts";
+
+export interface BatchWrites {
+  readonly newAccounts: readonly Account[];
+  readonly transfers: readonly Transfer[];
+  readonly resolvedHolds: readonly Transfer[];
+  readonly balances: readonly Account[];
+  readonly checkpoints: ReadonlyArray<{ accountId: string; ts: bigint }>;
+  readonly lastTs: bigint;
+  /** The ledger version this batch was prepared on; the commit fails if it changed meanwhile. */
+  readonly expectVersion: bigint;
+  readonly version: bigint;
+  readonly statements: readonly RecordedStatement[];
+}
+
+export interface BatchSession {
+  /** The last ledger timestamp handed out by any writer. */
   readonly lastTimestamp: bigint;
   /** Bumped by every committed batch: a writer whose cache is of this version may trust it. */
   readonly version: bigint;
@@ -17,18 +31,22 @@ export interface BatchIO {
   loadAccounts(ids: Iterable<string>): Promise<Map<string, Account>>;
   /** Holds past their deadline that are still pending, oldest first. */
   dueHolds(nowUs: bigint, limit: number): Promise<Transfer[]>;
-  insertAccounts(accounts: readonly Account[]): Promise<void>;
-  insertTransfers(transfers: readonly Transfer[]): Promise<void>;
-  updateHolds(holds: Iterable<Transfer>): Promise<void>;
-  /** Writes balances and the history head (last_ts, transfer_count). */
-  updateBalances(accounts: Iterable<Account>): Promise<void>;
-  insertCheckpoints(checkpoints: ReadonlyArray<{ accountId: string; ts: bigint }>): Promise<void>;
-  setState(lastTs: bigint, version: bigint): Promise<void>;
+  /** Writes everything in one transaction and commits durably; rejects if nothing was written. */
+  commit(writes: BatchWrites): Promise<void>;
+  /** Ends the session without writing. */
+  abort(): Promise<void>;
 }
 
 export interface LedgerStore {
-  /** Runs `work` in one transaction holding the ledger's write lock. */
-  runBatch<T>(work: (io: BatchIO) => Promise<T>): Promise<T>;
+  /** True when a commit may still be running while the next batch is prepared. */
+  readonly pipelined: boolean;
+  begin(): Promise<BatchSession>;
+  close(): Promise<void>;
+}
+
+/** The ledger changed under a pipelined batch (an earlier batch failed): it had no effect; redo it. */
+export class VersionConflictError extends Error {
+  override name = "VersionConflictError";
 }
 
 export function createLedgerStore(db: Database): LedgerStore {

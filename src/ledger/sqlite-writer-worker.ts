@@ -1,0 +1,88 @@
+// The SQLite writer thread. It owns the connection that commits engine batches, so the fsync of
+// every commit (synchronous=FULL) happens here and never blocks the event loop that serves HTTP.
+// Batches arrive in order; each is one transaction: check the ledger version, insert and update
+// the rows, run the unit of work's recorded statements, commit.
+import { parentPort, workerData } from "node:worker_threads";
+import BetterSqlite3 from "better-sqlite3";
+import { ACCOUNT_COLUMNS, TRANSFER_COLUMNS } from "./rows.ts";
+
+export interface WriterBatch {
+  readonly seq: number;
+  readonly expectVersion: bigint;
+  readonly version: bigint;
+  readonly lastTs: bigint;
+  readonly accounts: unknown[][];
+  readonly transfers: unknown[][];
+  readonly holds: Array<[string, string, bigint | null]>;
+  readonly balances: unknown[][];
+  readonly checkpoints: Array<[string, bigint]>;
+  readonly statements: Array<{ sql: string; parameters: unknown[] }>;
+}
+
+export type WriterReply =
+  | { seq: number; ok: true }
+  | { seq: number; ok: false; conflict: boolean; message: string; code?: string };
+
+const ROWS_PER_INSERT = 64;
+const { path } = workerData as { path: string };
+const db = new BetterSqlite3(path);
+db.defaultSafeIntegers(true);
+db.pragma("journal_mode = WAL");
+db.pragma("synchronous = FULL");
+db.pragma("busy_timeout = 5000");
+
+const placeholders = (n: number) => `(${new Array(n).fill("?").join(",")})`;
+const tcols = TRANSFER_COLUMNS.join(",");
+const insertTransferOne = db.prepare(`insert into ledger_transfers (${tcols}) values ${placeholders(TRANSFER_COLUMNS.length)}`);
+const insertTransferMany = db.prepare(
+  `insert into ledger_transfers (${tcols}) values ${new Array(ROWS_PER_INSERT).fill(placeholders(TRANSFER_COLUMNS.length)).join(",")}`,
+);
+const insertAccount = db.prepare(`insert into ledger_accounts (${ACCOUNT_COLUMNS.join(",")}) values ${placeholders(ACCOUNT_COLUMNS.length)}`);
+const updateBalance = db.prepare(
+  "update ledger_accounts set debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ?, last_ts = ?, transfer_count = ? where id = ?",
+);
+const updateHold = db.prepare("update ledger_transfers set status = ?, resolved_at = ? where id = ?");
+const insertCheckpoint = db.prepare("insert into ledger_checkpoints (account_id, ts) values (?, ?)");
+const selectVersion = db.prepare("select version from ledger_state where id = 1");
+const updateState = db.prepare("update ledger_state set last_ts = ?, version = ? where id = 1");
+const statementCache = new Map<string, BetterSqlite3.Statement>();
+
+class Conflict extends Error {}
+
+const apply = db.transaction((b: WriterBatch) => {
+  const current = (selectVersion.get() as { version: bigint }).version;
+  if (current !== b.expectVersion) throw new Conflict(`ledger version ${current}, batch expected ${b.expectVersion}`);
+  for (const a of b.accounts) insertAccount.run(...a);
+  let i = 0;
+  for (; i + ROWS_PER_INSERT <= b.transfers.length; i += ROWS_PER_INSERT) {
+    const values: unknown[] = [];
+    for (let j = i; j < i + ROWS_PER_INSERT; j++) for (const v of b.transfers[j]!) values.push(v);
+    insertTransferMany.run(...values);
+  }
+  for (; i < b.transfers.length; i++) insertTransferOne.run(...b.transfers[i]!);
+  for (const [id, status, resolvedAt] of b.holds) updateHold.run(status, resolvedAt, id);
+  for (const a of b.balances) updateBalance.run(...a);
+  for (const [accountId, ts] of b.checkpoints) insertCheckpoint.run(accountId, ts);
+  if (b.version !== b.expectVersion) updateState.run(b.lastTs, b.version);
+  for (const s of b.statements) {
+    let stmt = statementCache.get(s.sql);
+    if (!stmt) {
+      stmt = db.prepare(s.sql);
+      if (statementCache.size < 256) statementCache.set(s.sql, stmt);
+    }
+    stmt.run(...s.parameters);
+  }
+});
+
+// "immediate": take the write lock at BEGIN, so a commit never fails on lock upgrade.
+parentPort!.on("message", (batch: WriterBatch) => {
+  let reply: WriterReply;
+  try {
+    apply.immediate(batch);
+    reply = { seq: batch.seq, ok: true };
+  } catch (error) {
+    const e = error as Error & { code?: string };
+    reply = { seq: batch.seq, ok: false, conflict: error instanceof Conflict, message: e.message, code: e.code };
+  }
+  parentPort!.postMessage(reply);
+});
