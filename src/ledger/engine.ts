@@ -61,8 +61,11 @@ export interface EngineObserver {
 const EXPIRIES_PER_BATCH_MAX = 1024;
 /** Accounts kept in memory between batches; past this the cache starts over. */
 const ACCOUNT_CACHE_MAX = 1_000_000;
-/** Batches written but not yet committed at once (pipelined stores only). */
-const COMMITS_IN_FLIGHT_MAX = 2;
+/**
+ * Batches written but not yet committed at once (pipelined stores only). The SQLite writer
+ * commits all that wait in one transaction, so a deeper pipeline means fewer fsyncs.
+ */
+const COMMITS_IN_FLIGHT_MAX = 16;
 
 export class PostingEngine {
   private queue: Op[] = [];
@@ -77,6 +80,7 @@ export class PostingEngine {
   private markIdle: () => void = () => {};
   private lastTs = 0n;
   private readonly inFlight = new Set<Promise<void>>();
+  private wake: (() => void) | null = null;
   private readonly recorder: StatementRecorder;
   /**
    * Accounts as the last prepared batch left them. Valid only while the ledger's version is the
@@ -142,6 +146,13 @@ export class PostingEngine {
   }
 
   private schedule(): void {
+    if (this.wake) {
+      // The writer is waiting only for commits to land; new work goes in the next batch now.
+      const wake = this.wake;
+      this.wake = null;
+      setImmediate(wake);
+      return;
+    }
     if (this.draining || this.scheduled) return;
     this.scheduled = true;
     this.idle = new Promise((resolve) => (this.markIdle = resolve));
@@ -160,7 +171,9 @@ export class PostingEngine {
           await nextTick();
         }
         if (this.inFlight.size === 0) break;
-        await Promise.race(this.inFlight);
+        // Commits are still landing: wake up for whichever comes first, a commit or a new op.
+        await Promise.race([...this.inFlight, new Promise<void>((resolve) => (this.wake = resolve))]);
+        this.wake = null;
       }
     } finally {
       this.draining = false;

@@ -1,8 +1,11 @@
 // The SQLite writer thread. It owns the connection that commits engine batches, so the fsync of
 // every commit (synchronous=FULL) happens here and never blocks the event loop that serves HTTP.
-// Batches arrive in order; each is one transaction: check the ledger version, insert and update
-// the rows, run the unit of work's recorded statements, commit.
-import { parentPort, workerData } from "node:worker_threads";
+// Batches arrive in order. Every batch waiting when the thread turns to the queue is written in
+// one transaction (one fsync for all of them: group commit at the disk), each batch inside its
+// own savepoint: check the ledger version, insert and update the rows, run the unit of work's
+// recorded statements. A batch that fails rolls back to its savepoint alone; the ones after it
+// then fail their version check, as they were prepared on top of it.
+import { receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import BetterSqlite3 from "better-sqlite3";
 import { ACCOUNT_COLUMNS, TRANSFER_COLUMNS } from "./rows.ts";
 
@@ -24,7 +27,9 @@ export type WriterReply =
   | { seq: number; ok: false; conflict: boolean; message: string; code?: string };
 
 const ROWS_PER_INSERT = 64;
-const { path } = workerData as { path: string };
+const { path, port } = workerData as { path: string; port: MessagePort };
+/** Batches written in one transaction at most. */
+const BATCHES_PER_COMMIT_MAX = 64;
 const db = new BetterSqlite3(path);
 db.defaultSafeIntegers(true);
 db.pragma("journal_mode = WAL");
@@ -49,7 +54,7 @@ const statementCache = new Map<string, BetterSqlite3.Statement>();
 
 class Conflict extends Error {}
 
-const apply = db.transaction((b: WriterBatch) => {
+function applyBatch(b: WriterBatch): void {
   const current = (selectVersion.get() as { version: bigint }).version;
   if (current !== b.expectVersion) throw new Conflict(`ledger version ${current}, batch expected ${b.expectVersion}`);
   for (const a of b.accounts) insertAccount.run(...a);
@@ -72,17 +77,54 @@ const apply = db.transaction((b: WriterBatch) => {
     }
     stmt.run(...s.parameters);
   }
-});
+}
 
-// "immediate": take the write lock at BEGIN, so a commit never fails on lock upgrade.
-parentPort!.on("message", (batch: WriterBatch) => {
-  let reply: WriterReply;
+const begin = db.prepare("begin immediate");
+const commit = db.prepare("commit");
+const savepoint = db.prepare("savepoint batch");
+const release = db.prepare("release batch");
+const rollbackTo = db.prepare("rollback to batch");
+
+function failure(seq: number, error: unknown): WriterReply {
+  const e = error as Error & { code?: string };
+  return { seq, ok: false, conflict: error instanceof Conflict, message: e.message, code: e.code };
+}
+
+function writeAll(batches: WriterBatch[]): WriterReply[] {
+  const replies: WriterReply[] = [];
   try {
-    apply.immediate(batch);
-    reply = { seq: batch.seq, ok: true };
+    // "immediate": take the write lock at BEGIN, so the commit never fails on lock upgrade.
+    begin.run();
   } catch (error) {
-    const e = error as Error & { code?: string };
-    reply = { seq: batch.seq, ok: false, conflict: error instanceof Conflict, message: e.message, code: e.code };
+    return batches.map((b) => failure(b.seq, error));
   }
-  parentPort!.postMessage(reply);
+  for (const b of batches) {
+    savepoint.run();
+    try {
+      applyBatch(b);
+      release.run();
+      replies.push({ seq: b.seq, ok: true });
+    } catch (error) {
+      rollbackTo.run();
+      release.run();
+      replies.push(failure(b.seq, error));
+    }
+  }
+  try {
+    commit.run();
+  } catch (error) {
+    if (db.inTransaction) db.exec("rollback");
+    return batches.map((b) => failure(b.seq, error));
+  }
+  return replies;
+}
+
+port.on("message", (first: WriterBatch) => {
+  const batches = [first];
+  while (batches.length < BATCHES_PER_COMMIT_MAX) {
+    const next = receiveMessageOnPort(port);
+    if (!next) break;
+    batches.push(next.message as WriterBatch);
+  }
+  port.postMessage(writeAll(batches));
 });

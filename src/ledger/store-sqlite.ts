@@ -4,7 +4,7 @@
 // batches still on their way to disk are kept in an overlay, so reads see them. The writer
 // checks the ledger version of every batch: if one fails, every batch prepared on top of it fails
 // with a VersionConflictError and is redone by the engine.
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import type BetterSqlite3 from "better-sqlite3";
 import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
@@ -21,6 +21,7 @@ export class SqliteLedgerStore implements LedgerStore {
   private readonly selectDueHolds: BetterSqlite3.Statement;
   private readonly selectState: BetterSqlite3.Statement;
   private readonly worker: Worker;
+  private readonly port: MessagePort;
   private seq = 0;
   private readonly waiting = new Map<number, { resolve(): void; reject(e: Error): void; overlayIds: string[] }>();
   /** Transfers written by batches not yet committed, with the seq of the batch that last wrote each. */
@@ -40,8 +41,16 @@ export class SqliteLedgerStore implements LedgerStore {
       "select * from ledger_transfers where status = 'pending' and expires_at <= ? order by expires_at limit ?",
     );
     this.selectState = this.reader.prepare("select last_ts, version from ledger_state where id = 1");
-    this.worker = new Worker(new URL("./sqlite-writer-thread.mjs", import.meta.url), { workerData: { path: db.sqlitePath } });
-    this.worker.on("message", (reply: WriterReply) => this.settle(reply));
+    const channel = new MessageChannel();
+    this.port = channel.port1;
+    this.worker = new Worker(new URL("./sqlite-writer-thread.mjs", import.meta.url), {
+      workerData: { path: db.sqlitePath, port: channel.port2 },
+      transferList: [channel.port2],
+    });
+    this.port.on("message", (replies: WriterReply[]) => {
+      for (const reply of replies) this.settle(reply);
+    });
+    this.port.unref();
     this.worker.on("error", (error) => this.failAll(error));
     this.worker.on("exit", (code) => this.failAll(new Error(`the SQLite writer thread exited (${code})`)));
     this.worker.unref();
@@ -116,9 +125,12 @@ export class SqliteLedgerStore implements LedgerStore {
     if (w.lastTs > this.pendingLastTs) this.pendingLastTs = w.lastTs;
     return new Promise<void>((resolve, reject) => {
       // A commit in flight keeps the process alive; an idle writer thread does not.
-      if (this.waiting.size === 0) this.worker.ref();
+      if (this.waiting.size === 0) {
+        this.worker.ref();
+        this.port.ref();
+      }
       this.waiting.set(seq, { resolve, reject, overlayIds });
-      this.worker.postMessage(batch);
+      this.port.postMessage(batch);
     });
   }
 
@@ -126,7 +138,10 @@ export class SqliteLedgerStore implements LedgerStore {
     const waiter = this.waiting.get(reply.seq);
     if (!waiter) return;
     this.waiting.delete(reply.seq);
-    if (this.waiting.size === 0) this.worker.unref();
+    if (this.waiting.size === 0) {
+      this.worker.unref();
+      this.port.unref();
+    }
     if (reply.ok) {
       // Now on disk: reads find these rows in the database.
       for (const id of waiter.overlayIds) if (this.overlay.get(id)?.seq === reply.seq) this.overlay.delete(id);
@@ -154,6 +169,7 @@ export class SqliteLedgerStore implements LedgerStore {
   async close(): Promise<void> {
     assert(this.waiting.size === 0, "close the engine before its store");
     this.worker.removeAllListeners("exit");
+    this.port.close();
     await this.worker.terminate();
   }
 }
