@@ -54,7 +54,7 @@ export function makeTransfers(n: number, hot: boolean): TransferInput[] {
     const credit = `acct-${(s * 7919) % BENCH_ACCOUNTS}`;
     const debit = hot ? "hot" : `acct-${(s * 104729 + 13) % BENCH_ACCOUNTS}`;
     out[i] = {
-      id: `b${process.pid}-${s}`,
+      id: `b${process.pid}-${String(s).padStart(12, "0")}`,
       debitAccountId: debit === credit ? "bank" : debit,
       creditAccountId: credit,
       amount: 100n,

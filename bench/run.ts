@@ -43,7 +43,7 @@ async function pgUrl(): Promise<{ url: string; drop(): Promise<void> } | null> {
 let idCounter = 0;
 function transferBody(): string {
   const n = idCounter++;
-  return `{"id":"h${process.pid}-${n}","debit_account_id":"a${(n * 104729 + 13) % 1000}","credit_account_id":"a${(n * 7919) % 1000}","amount":100,"currency":"CNY"}`;
+  return `{"id":"h${process.pid}-${String(n).padStart(12, "0")}","debit_account_id":"a${(n * 104729 + 13) % 1000}","credit_account_id":"a${(n * 7919) % 1000}","amount":100,"currency":"CNY"}`;
 }
 
 async function load(url: string, path: string, connections: number, seconds: number, body: () => string, headers: Record<string, string> = {}) {
