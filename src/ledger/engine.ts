@@ -27,7 +27,7 @@ import {
   type TransferOutcome,
   type WorkingSet,
 } from "./model.ts";
-import { VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
+import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
 
 export interface AccountOutcome {
   readonly result: AccountResult;
@@ -46,7 +46,7 @@ type OpBody =
   | { kind: "tick"; done: Settle<number> };
 
 /** An op with its place in line (retries keep it) and whether it must run in a batch of its own. */
-type Op = OpBody & { seq: number; alone: boolean };
+type Op = OpBody & { seq: number; alone: boolean; verify: boolean };
 
 interface Settle<T> {
   resolve(value: T): void;
@@ -79,6 +79,8 @@ export class PostingEngine {
   private idle: Promise<void> = Promise.resolve();
   private markIdle: () => void = () => {};
   private lastTs = 0n;
+  /** The last timestamp of the newest committed batch. */
+  private committedLastTs = 0n;
   private readonly inFlight = new Set<Promise<void>>();
   private wake: (() => void) | null = null;
   private readonly recorder: StatementRecorder;
@@ -139,7 +141,7 @@ export class PostingEngine {
   }
 
   private enqueue(body: OpBody): void {
-    const op = { ...body, seq: ++this.opSeq, alone: false } as Op;
+    const op = { ...body, seq: ++this.opSeq, alone: false, verify: false } as Op;
     this.queue.push(op);
     this.queuedTransfers += sizeOf(op);
     this.schedule();
@@ -226,6 +228,7 @@ export class PostingEngine {
       return;
     }
     const finish = () => {
+      if (prepared.lastTs > this.committedLastTs) this.committedLastTs = prepared.lastTs;
       this.observer?.batchCommitted({ ...prepared.stats, ops: batch.length, durationMs: performance.now() - started });
       batch.forEach((op, i) => (op.done.resolve as (v: unknown) => void)(prepared.outcomes[i]));
     };
@@ -246,7 +249,13 @@ export class PostingEngine {
 
   /** A batch that failed: redo conflicts, split multi-op batches, reject single ops. */
   private fail(batch: Op[], error: unknown): void {
-    if (error instanceof VersionConflictError) {
+    // Its timestamps (and those of any batch prepared on top of it) were never written: hand
+    // them out again, so a redone batch reads as if the failure had not happened.
+    this.lastTs = this.committedLastTs;
+    if (error instanceof DuplicateIdError) {
+      // An id of this batch was already on disk: redo each op alone, checking every id.
+      for (const op of batch) this.retries.push({ ...op, alone: true, verify: true });
+    } else if (error instanceof VersionConflictError) {
       // Prepared on top of a batch that failed: it had no effect. Redo it, in its place in line.
       this.retries.push(...batch);
     } else if (batch.length > 1) {
@@ -270,12 +279,14 @@ export class PostingEngine {
     const due = await session.dueHolds(nowUs, EXPIRIES_PER_BATCH_MAX);
     for (const hold of due) transfers.set(hold.id, hold);
     const transferIds = new Set<string>();
+    const newIds: string[] = [];
     const accountIds = new Set<string>();
+    const verify = batch.some((op) => op.verify);
     for (const hold of due) accountIds.add(hold.debitAccountId).add(hold.creditAccountId);
     for (const op of batch) {
       if (op.kind === "transfers") {
         for (const t of op.inputs) {
-          if (!transfers.has(t.id)) transferIds.add(t.id);
+          if (!transfers.has(t.id)) newIds.push(t.id);
           const pendingId = t.postPendingId ?? t.voidPendingId;
           if (pendingId !== undefined && !transfers.has(pendingId)) transferIds.add(pendingId);
           if (t.debitAccountId !== undefined) accountIds.add(t.debitAccountId);
@@ -285,6 +296,11 @@ export class PostingEngine {
         for (const a of op.inputs) accountIds.add(a.id);
       }
     }
+    for (const [id, t] of await session.findExisting(newIds, verify)) {
+      transfers.set(id, t);
+      accountIds.add(t.debitAccountId).add(t.creditAccountId);
+    }
+    for (const id of transfers.keys()) transferIds.delete(id);
     for (const [id, t] of await session.loadTransfers(transferIds)) {
       transfers.set(id, t);
       // Posting or voiding takes omitted accounts from the referenced transfer, hold or not.
@@ -317,6 +333,21 @@ export class PostingEngine {
       }
     }
 
+    if (!verify) {
+      // The optimistic exists check saw only transfers in flight. A transfer that was refused
+      // might have been a replay of one on disk ("exists" outranks every failure): look those
+      // few up, and if one exists, redo the batch with every id checked.
+      const refused: string[] = [];
+      batch.forEach((op, i) => {
+        if (op.kind !== "transfers") return;
+        (outcomes[i] as TransferOutcome[]).forEach((o, j) => {
+          if (o.result !== "created" && o.result !== "exists") refused.push(op.inputs[j]!.id);
+        });
+      });
+      if (refused.length > 0 && (await session.findExisting(refused, true)).size > 0) {
+        throw new DuplicateIdError("a refused transfer's id exists: checking every id");
+      }
+    }
     const changed = effects.created.length > 0 || due.length > 0 || newAccounts.size > 0;
     const version = changed ? session.version + 1n : session.version;
     const tx = this.recorder.kysely;
@@ -342,7 +373,7 @@ export class PostingEngine {
     this.lastTs = last;
     this.cacheVersion = version;
     const stats = { created: effects.created.length, expired: due.length, transfers: transferCount };
-    if (!changed && statements.length === 0) return { outcomes, stats, writes: null };
+    if (!changed && statements.length === 0) return { outcomes, stats, writes: null, lastTs: last };
     const writes: BatchWrites = {
       newAccounts: [...newAccounts.values()],
       transfers: effects.created,
@@ -354,7 +385,7 @@ export class PostingEngine {
       version,
       statements,
     };
-    return { outcomes, stats, writes };
+    return { outcomes, stats, writes, lastTs: last };
   }
 }
 

@@ -74,18 +74,20 @@ export class PostgresLedgerStore implements LedgerStore {
       open = false;
       client.release(error);
     };
+    const loadTransfers = async (ids: Iterable<string>) => {
+      const list = [...new Set(ids)];
+      const out = new Map<string, Transfer>();
+      if (list.length === 0) return out;
+      for (const r of await query(client, "select * from ledger_transfers where id = any($1::text[])", [list])) {
+        out.set(r.id, transferFromRow(r));
+      }
+      return out;
+    };
     return {
       lastTimestamp: BigInt(state.last_ts),
       version: BigInt(state.version),
-      loadTransfers: async (ids) => {
-        const list = [...new Set(ids)];
-        const out = new Map<string, Transfer>();
-        if (list.length === 0) return out;
-        for (const r of await query(client, "select * from ledger_transfers where id = any($1::text[])", [list])) {
-          out.set(r.id, transferFromRow(r));
-        }
-        return out;
-      },
+      findExisting: (ids) => loadTransfers(ids),
+      loadTransfers,
       loadAccounts: async (ids) => {
         const list = [...new Set(ids)];
         const out = new Map<string, Account>();

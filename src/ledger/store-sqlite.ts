@@ -11,7 +11,7 @@ import { assert } from "../kernel/assert.ts";
 import type { Account, Transfer } from "./model.ts";
 import { accountFromRow, accountValues, transferFromRow, transferValues } from "./rows.ts";
 import type { WriterBatch, WriterReply } from "./sqlite-writer-worker.ts";
-import { VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
+import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
 
 export class SqliteLedgerStore implements LedgerStore {
   readonly pipelined = true;
@@ -74,6 +74,20 @@ export class SqliteLedgerStore implements LedgerStore {
           }
           const r = this.getTransfer.get(id) as any;
           if (r) out.set(id, transferFromRow(r));
+        }
+        return out;
+      },
+      findExisting: async (ids, verify) => {
+        // Optimistic by default: a new id is looked for among batches in flight only; the
+        // writer's unique index refuses one that is already on disk (DuplicateIdError).
+        const out = new Map<string, Transfer>();
+        for (const id of ids) {
+          const pending = this.overlay.get(id);
+          if (pending) out.set(id, pending.transfer);
+          else if (verify) {
+            const r = this.getTransfer.get(id) as any;
+            if (r) out.set(id, transferFromRow(r));
+          }
         }
         return out;
       },
@@ -154,7 +168,9 @@ export class SqliteLedgerStore implements LedgerStore {
     this.pendingVersion = null;
     const error = reply.conflict
       ? new VersionConflictError(reply.message)
-      : Object.assign(new Error(`SQLite commit failed: ${reply.message}`), { code: reply.code });
+      : /UNIQUE constraint failed: ledger_transfers\.id/.test(reply.message)
+        ? new DuplicateIdError(reply.message)
+        : Object.assign(new Error(`SQLite commit failed: ${reply.message}`), { code: reply.code });
     waiter.reject(error);
   }
 

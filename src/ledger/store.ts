@@ -28,6 +28,12 @@ export interface BatchSession {
   /** Bumped by every committed batch: a writer whose cache is of this version may trust it. */
   readonly version: bigint;
   loadTransfers(ids: Iterable<string>): Promise<Map<string, Transfer>>;
+  /**
+   * The transfers among `ids` (new transfers' own ids) that already exist. A store may answer
+   * optimistically, from transfers still in flight only, when its commit refuses a duplicate id
+   * with a DuplicateIdError (the engine then redoes the batch with `verify`).
+   */
+  findExisting(ids: Iterable<string>, verify: boolean): Promise<Map<string, Transfer>>;
   loadAccounts(ids: Iterable<string>): Promise<Map<string, Account>>;
   /** Holds past their deadline that are still pending, oldest first. */
   dueHolds(nowUs: bigint, limit: number): Promise<Transfer[]>;
@@ -42,6 +48,11 @@ export interface LedgerStore {
   readonly pipelined: boolean;
   begin(): Promise<BatchSession>;
   close(): Promise<void>;
+}
+
+/** A commit met a transfer id that already exists (an optimistic exists check): redo with checks. */
+export class DuplicateIdError extends Error {
+  override name = "DuplicateIdError";
 }
 
 /** The ledger changed under a pipelined batch (an earlier batch failed): it had no effect; redo it. */
