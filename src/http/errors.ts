@@ -55,7 +55,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
   }
   if (error instanceof UnavailableError) {
     reply.header("Retry-After", String(error.retryAfterSeconds));
-    if (error.cause) request.log.warn({ err: error.cause }, error.message);
+    if (error.cause) request.log.warn({ err: error.cause, request_id: request.id }, error.message);
     return reply.code(503).send(errorBody(request, "unavailable", error.message));
   }
   const fe = error as FastifyError & { validation?: AjvError[]; validationContext?: string };
@@ -81,6 +81,6 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: u
     const code: ErrorCode = status === 404 ? "not_found" : status === 413 ? "payload_too_large" : status === 415 ? "unsupported_media_type" : "validation_failed";
     return reply.code(status).send(errorBody(request, code, status === 400 ? `bad request: ${fe.message}` : fe.message));
   }
-  request.log.error({ err: error }, "request failed");
+  request.log.error({ err: error, request_id: request.id, route: request.routeOptions.url }, "request failed");
   return reply.code(500).send(errorBody(request, "internal_error", "something went wrong on our side; it has been logged"));
 }

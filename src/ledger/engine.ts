@@ -10,7 +10,7 @@ import type { Clock } from "../kernel/clock.ts";
 import type { Limits } from "../kernel/config.ts";
 import { UnavailableError } from "../kernel/errors.ts";
 import type { Kysely } from "kysely";
-import { appendEvents } from "../db/outbox.ts";
+import { ulid } from "../kernel/ids.ts";
 import { StatementRecorder } from "../db/recorder.ts";
 import type { Tables } from "../db/schema.ts";
 import {
@@ -352,18 +352,17 @@ export class PostingEngine {
     const version = changed ? session.version + 1n : session.version;
     const tx = this.recorder.kysely;
     this.recorder.take();
+    // One outbox event per batch: consumers read the transfers by timestamp range.
+    const events: Array<readonly [string, string, bigint, string]> = [];
     if (changed) {
-      // One event per batch: consumers read the transfers by timestamp range.
-      await appendEvents(tx, [{
-        type: "ledger.batch_committed",
-        data: {
-          transfers_created: effects.created.length,
-          holds_resolved: effects.resolvedHolds.size,
-          accounts_created: [...newAccounts.keys()],
-          first_timestamp: effects.created[0]?.ts ?? null,
-          last_timestamp: effects.created.at(-1)?.ts ?? null,
-        },
-      }], nowUs);
+      const data = {
+        transfers_created: effects.created.length,
+        holds_resolved: effects.resolvedHolds.size,
+        accounts_created: [...newAccounts.keys()],
+        first_timestamp: effects.created[0]?.ts.toString() ?? null,
+        last_timestamp: effects.created.at(-1)?.ts.toString() ?? null,
+      };
+      events.push([`evt_${ulid()}`, "ledger.batch_committed", nowUs, JSON.stringify(data)]);
     }
     for (let i = 0; i < batch.length; i++) {
       const op = batch[i]!;
@@ -384,6 +383,7 @@ export class PostingEngine {
       expectVersion: session.version,
       version,
       statements,
+      events,
     };
     return { outcomes, stats, writes, lastTs: last };
   }

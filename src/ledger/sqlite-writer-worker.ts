@@ -20,6 +20,7 @@ export interface WriterBatch {
   readonly balances: unknown[][];
   readonly checkpoints: Array<[string, bigint]>;
   readonly statements: Array<{ sql: string; parameters: unknown[] }>;
+  readonly events: ReadonlyArray<readonly [string, string, bigint, string]>;
 }
 
 export type WriterReply =
@@ -50,6 +51,7 @@ const updateHold = db.prepare("update ledger_transfers set status = ?, resolved_
 const insertCheckpoint = db.prepare("insert into ledger_checkpoints (account_id, ts) values (?, ?)");
 const selectVersion = db.prepare("select version from ledger_state where id = 1");
 const updateState = db.prepare("update ledger_state set last_ts = ?, version = ? where id = 1");
+const insertEvent = db.prepare("insert into outbox_events (id, type, created_at, data) values (?, ?, ?, ?)");
 const statementCache = new Map<string, BetterSqlite3.Statement>();
 
 class Conflict extends Error {}
@@ -69,6 +71,7 @@ function applyBatch(b: WriterBatch): void {
   for (const a of b.balances) updateBalance.run(...a);
   for (const [accountId, ts] of b.checkpoints) insertCheckpoint.run(accountId, ts);
   if (b.version !== b.expectVersion) updateState.run(b.lastTs, b.version);
+  for (const e of b.events) insertEvent.run(...e);
   for (const s of b.statements) {
     let stmt = statementCache.get(s.sql);
     if (!stmt) {

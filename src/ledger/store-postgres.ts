@@ -162,6 +162,9 @@ async function writeBatch(client: pg.PoolClient, w: BatchWrites): Promise<void> 
   if (w.version !== w.expectVersion) {
     await query(client, "update ledger_state set last_ts = $1, version = $2 where id = 1", [w.lastTs.toString(), w.version.toString()]);
   }
+  for (const [id, type, createdAt, data] of w.events) {
+    await query(client, "insert into outbox_events (id, type, created_at, data) values ($1, $2, $3, $4)", [id, type, createdAt.toString(), data]);
+  }
   for (const s of w.statements) {
     await client.query(s.sql, s.parameters.map((p) => (typeof p === "bigint" ? p.toString() : p)) as unknown[]);
   }

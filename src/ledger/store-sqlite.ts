@@ -125,6 +125,7 @@ export class SqliteLedgerStore implements LedgerStore {
       balances: w.balances.map((a) => [a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount, a.id]),
       checkpoints: w.checkpoints.map((c) => [c.accountId, c.ts]),
       statements: w.statements.map((s) => ({ sql: s.sql, parameters: [...s.parameters] })),
+      events: w.events,
     };
     const overlayIds: string[] = [];
     for (const t of w.transfers) {

@@ -20,6 +20,8 @@ export interface BatchWrites {
   readonly expectVersion: bigint;
   readonly version: bigint;
   readonly statements: readonly RecordedStatement[];
+  /** Outbox rows: [id, type, created_at, data]. */
+  readonly events: ReadonlyArray<readonly [string, string, bigint, string]>;
 }
 
 export interface BatchSession {

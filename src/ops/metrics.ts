@@ -3,7 +3,22 @@
 
 type Labels = Record<string, string>;
 
+const labelKeyCache = new Map<string, string>();
+const LABEL_KEY_CACHE_MAX = 10_000;
+
+/** The rendered label set, cached: the same few label sets are observed on every request. */
 function labelKey(labels: Labels): string {
+  let composite = "";
+  for (const k in labels) composite += `${k}\u0001${labels[k]}\u0002`;
+  let key = labelKeyCache.get(composite);
+  if (key === undefined) {
+    key = renderLabels(labels);
+    if (labelKeyCache.size < LABEL_KEY_CACHE_MAX) labelKeyCache.set(composite, key);
+  }
+  return key;
+}
+
+function renderLabels(labels: Labels): string {
   const keys = Object.keys(labels).sort();
   return keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`).join(",");
 }
