@@ -9,6 +9,7 @@ import autocannon from "autocannon";
 import { freshPostgresDatabase, postgresServerUrl } from "../test/support/postgres.ts";
 import { postgresCeiling, sqliteCeiling } from "./ceilings.ts";
 import { BENCH_ACCOUNTS, engineThroughput, openEngine } from "./engine.ts";
+import { growth } from "./growth.ts";
 import { startProcess } from "./server.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
 
@@ -149,6 +150,19 @@ async function main(): Promise<void> {
     await tally.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+
+  // Growth: throughput and query latency as the ledger fills (SQLite, 10 000 accounts).
+  const growthMax = Number(process.env.TALLY_BENCH_GROWTH_MAX ?? (quick ? 100_000 : 1_000_000));
+  const sizes = [10_000, 100_000, 1_000_000, 10_000_000].filter((n) => n <= growthMax);
+  console.log(`\ngrowth (stored transfers → engine tps over the last 81,900; median query µs):`);
+  await growth(sizes, (p, name) => {
+    results[`growth_tps_${name}`] = Math.round(p.tps);
+    results[`balance_at_us_${name}`] = Math.round(p.balanceAtUs.median);
+    results[`history_page_us_${name}`] = Math.round(p.historyUs.median);
+    console.log(
+      `  ${p.size.toLocaleString("en-US").padStart(11)} stored: ${fmt(p.tps).padStart(8)} tps   balance?at= ${fmt(p.balanceAtUs.median)} µs (max ${fmt(p.balanceAtUs.max)})   history page ${fmt(p.historyUs.median)} µs (max ${fmt(p.historyUs.max)})`,
+    );
+  });
 
   console.log(`\n(${BENCH_ACCOUNTS.toLocaleString("en-US")} accounts in-process; 1,000 over HTTP; engine requests of 8190 unless named b100/b1)`);
   console.log(JSON.stringify({ bench: "tally", quick, node: process.version, ...results }));

@@ -37,7 +37,8 @@ export class LedgerQueries {
 
   /**
    * Walks the account's history chain from `startTs` towards the past: up to `limit` transfers,
-   * stopping after the first one at or before `stopAtOrBeforeTs` when given. One recursive query.
+   * stopping after the first one at or before `stopAtOrBeforeTs` when given. One recursive query;
+   * the rows are fetched by primary key (`ts in (...)`: a join here lets SQLite scan the table).
    */
   private async walk(accountId: string, startTs: bigint, limit: number, stopAtOrBeforeTs: bigint | null): Promise<Transfer[]> {
     const stop = stopAtOrBeforeTs ?? -1n;
@@ -49,7 +50,7 @@ export class LedgerQueries {
           from ledger_transfers t join chain on t.ts = chain.ts
          where chain.n < ${limit} and chain.ts > ${stop}
       )
-      select t.* from ledger_transfers t join chain on t.ts = chain.ts order by t.ts desc`.execute(this.db.read);
+      select t.* from ledger_transfers t where t.ts in (select ts from chain) order by t.ts desc`.execute(this.db.read);
     return result.rows.map(transferFromRow);
   }
 
