@@ -14,7 +14,7 @@ import type { StoredResponse } from "../db/idempotency.ts";
 import type { AccountOutcome, PostingEngine } from "./engine.ts";
 import { JSON_DEPTH_MAX, JsonTooDeepError, canonicalJson, type AccountInput, type TransferInput, type TransferOutcome } from "./model.ts";
 import type { LedgerQueries } from "./queries.ts";
-import { RESULT_MESSAGES, accountJson, balancesJson, transferJson } from "./view.ts";
+import { RESULT_MESSAGES, accountJson, balancesJson, transferJson, transferText } from "./view.ts";
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 /** Free text may hold any character but NUL, which PostgreSQL cannot store in text. */
@@ -272,9 +272,9 @@ export function registerLedgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps
     const nowUs = clock.nowUs();
     switch (o!.result) {
       case "created":
-        return json(201, transferJson(o!.transfer!, nowUs));
+        return { status: 201, body: transferText(o!.transfer!, nowUs) };
       case "exists":
-        return json(200, transferJson(o!.transfer!, nowUs));
+        return { status: 200, body: transferText(o!.transfer!, nowUs) };
       case "exists_with_different_fields":
         return errorResponse(request, 409, o!.result, RESULT_MESSAGES[o!.result]);
       default:

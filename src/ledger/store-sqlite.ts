@@ -30,6 +30,14 @@ export class SqliteLedgerStore implements LedgerStore {
   private pendingVersion: bigint | null = null;
   private pendingLastTs = 0n;
   private workerError: Error | null = null;
+  /**
+   * The earliest deadline of a pending hold on disk (null = none, undefined = not known) and of
+   * holds still in flight, so that batches skip the due-holds query while nothing can be due.
+   * This process is the only writer of the file: every new hold passes through commit().
+   */
+  private diskDeadlineUs: bigint | null | undefined = undefined;
+  private inFlightDeadlineUs: bigint | null = null;
+  private readonly selectNextDeadline: BetterSqlite3.Statement;
 
   constructor(db: Database) {
     assert(db.sqliteReader && db.sqlitePath, "SQLite store needs the database file");
@@ -41,6 +49,9 @@ export class SqliteLedgerStore implements LedgerStore {
       "select * from ledger_transfers where status = 'pending' and expires_at <= ? order by expires_at limit ?",
     );
     this.selectState = this.reader.prepare("select last_ts, version from ledger_state where id = 1");
+    this.selectNextDeadline = this.reader.prepare(
+      "select min(expires_at) as deadline from ledger_transfers where status = 'pending' and expires_at > ?",
+    );
     const channel = new MessageChannel();
     this.port = channel.port1;
     this.worker = new Worker(new URL("./sqlite-writer-thread.mjs", import.meta.url), {
@@ -100,6 +111,8 @@ export class SqliteLedgerStore implements LedgerStore {
         return out;
       },
       dueHolds: async (nowUs, limit) => {
+        if (this.diskDeadlineUs !== undefined && earlier(this.diskDeadlineUs, this.inFlightDeadlineUs) > nowUs) return [];
+        this.diskDeadlineUs = (this.selectNextDeadline.get(nowUs) as { deadline: bigint | null }).deadline;
         const rows = (this.selectDueHolds.all(nowUs, limit) as any[]).map(transferFromRow);
         // A hold resolved by a batch still in flight is not due any more.
         return rows
@@ -131,6 +144,7 @@ export class SqliteLedgerStore implements LedgerStore {
     for (const t of w.transfers) {
       this.overlay.set(t.id, { transfer: t, seq });
       overlayIds.push(t.id);
+      if (t.expiresAt !== null && t.status === "pending") this.inFlightDeadlineUs = earlierOrNull(this.inFlightDeadlineUs, t.expiresAt);
     }
     for (const h of w.resolvedHolds) {
       this.overlay.set(h.id, { transfer: h, seq });
@@ -160,12 +174,21 @@ export class SqliteLedgerStore implements LedgerStore {
     if (reply.ok) {
       // Now on disk: reads find these rows in the database.
       for (const id of waiter.overlayIds) if (this.overlay.get(id)?.seq === reply.seq) this.overlay.delete(id);
-      if (this.waiting.size === 0) this.pendingVersion = null;
+      if (this.waiting.size === 0) {
+        this.pendingVersion = null;
+        // Every hold in flight is on disk now.
+        if (this.diskDeadlineUs !== undefined && this.inFlightDeadlineUs !== null) {
+          this.diskDeadlineUs = earlierOrNull(this.diskDeadlineUs, this.inFlightDeadlineUs);
+        }
+        this.inFlightDeadlineUs = null;
+      }
       waiter.resolve();
       return;
     }
     // Nothing of this batch, nor of any batch prepared on top of it, reached the database.
     this.overlay.clear();
+    this.diskDeadlineUs = undefined;
+    this.inFlightDeadlineUs = null;
     this.pendingVersion = null;
     const error = reply.conflict
       ? new VersionConflictError(reply.message)
@@ -178,6 +201,8 @@ export class SqliteLedgerStore implements LedgerStore {
   private failAll(error: Error): void {
     this.workerError ??= error;
     this.overlay.clear();
+    this.diskDeadlineUs = undefined;
+    this.inFlightDeadlineUs = null;
     this.pendingVersion = null;
     for (const [, w] of this.waiting) w.reject(error);
     this.waiting.clear();
@@ -189,4 +214,16 @@ export class SqliteLedgerStore implements LedgerStore {
     this.port.close();
     await this.worker.terminate();
   }
+}
+
+/** The earlier of two deadlines, where null means "none" (never due). */
+function earlier(a: bigint | null, b: bigint | null): bigint {
+  const never = 2n ** 63n;
+  const x = a ?? never;
+  const y = b ?? never;
+  return x < y ? x : y;
+}
+
+function earlierOrNull(a: bigint | null, b: bigint): bigint {
+  return a === null || b < a ? b : a;
 }
