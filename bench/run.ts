@@ -10,6 +10,7 @@ import { freshPostgresDatabase, postgresServerUrl } from "../test/support/postgr
 import { postgresCeiling, sqliteCeiling } from "./ceilings.ts";
 import { BENCH_ACCOUNTS, engineThroughput, openEngine } from "./engine.ts";
 import { growth } from "./growth.ts";
+import { multiProcessPostgres } from "./pg-multi.ts";
 import { startProcess } from "./server.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
 
@@ -97,11 +98,14 @@ async function main(): Promise<void> {
       record("engine_pg_hot_tps", await repeat(reps, () => engineThroughput(postgres.engine, quick ? 20_000 : 100_000, 1000, true)), "ceiling_pg_batch_tps");
     } finally {
       await postgres.close();
-      await pg.drop();
     }
+    // Two Tally processes on the same database, at once (one writer at a time per ledger).
+    const each = quick ? 10_000 : 50_000;
+    record("engine_pg_2proc_tps", await repeat(reps, () => multiProcessPostgres(pg.url, 2, each, false)), "ceiling_pg_batch_tps");
+    record("engine_pg_2proc_hot_tps", await repeat(reps, () => multiProcessPostgres(pg.url, 2, each, true)), "ceiling_pg_batch_tps");
+    await pg.drop();
   } else {
-    record("engine_pg_tps", null);
-    record("engine_pg_hot_tps", null);
+    for (const name of ["engine_pg_tps", "engine_pg_hot_tps", "engine_pg_2proc_tps", "engine_pg_2proc_hot_tps"]) record(name, null);
   }
 
   // Over HTTP: one Tally process on SQLite, 64 connections.

@@ -9,7 +9,7 @@ import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
 import type { Account, Transfer } from "./model.ts";
 import { ACCOUNT_COLUMNS, TRANSFER_COLUMNS, accountFromRow, accountValues, transferFromRow, transferValues } from "./rows.ts";
-import { VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
+import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
 
 const TRANSFER_TYPES = [
   "bigint", "text", "text", "text", "text", "bigint", "text", "integer", "integer", "text", "integer",
@@ -86,7 +86,8 @@ export class PostgresLedgerStore implements LedgerStore {
     return {
       lastTimestamp: BigInt(state.last_ts),
       version: BigInt(state.version),
-      findExisting: (ids) => loadTransfers(ids),
+      // Optimistic unless asked to verify: the unique index refuses a duplicate at commit.
+      findExisting: async (ids, verify) => (verify ? loadTransfers(ids) : new Map()),
       loadTransfers,
       loadAccounts: async (ids) => {
         const list = [...new Set(ids)];
@@ -113,6 +114,11 @@ export class PostgresLedgerStore implements LedgerStore {
           await end();
         } catch (error) {
           await client.query("rollback").catch(() => {});
+          const e = error as { code?: string; constraint?: string };
+          if (e.code === "23505" && e.constraint === "ledger_transfers_id_key") {
+            await end();
+            throw new DuplicateIdError("a transfer id of the batch exists");
+          }
           await end(error instanceof VersionConflictError ? undefined : (error as Error));
           throw error;
         }
