@@ -133,6 +133,8 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
     if (!idem) return payload;
     request.idempotency = undefined;
     const status = reply.statusCode;
+    // The response a unit of work rendered was stored by its commit; a 5xx means it never committed.
+    if (request.rendered !== undefined && status < 500) idem.completed = true;
     try {
       if (!idem.completed && status < 500 && typeof payload === "string") {
         // Responses with no unit of work of their own (validation errors, 404s) are stored here.
@@ -192,10 +194,10 @@ export function unitOfWorkHook<R>(
   const idem = request.idempotency;
   if (!idem) return undefined;
   return async (tx, outcome) => {
+    // The engine may run this more than once (a batch redone); the attempt that commits wins.
     const response = render(outcome);
     request.rendered = response;
     await deps.idempotency.complete(tx, idem.principal, idem.key, idem.hash, response);
-    idem.completed = true;
   };
 }
 

@@ -189,7 +189,13 @@ export class PostingEngine {
       const first = this.retries[0]!;
       if (first.alone) return [this.retries.shift()!];
       const batch: Op[] = [];
-      while (this.retries.length > 0 && !this.retries[0]!.alone) batch.push(this.retries.shift()!);
+      let size = 0;
+      while (this.retries.length > 0 && !this.retries[0]!.alone) {
+        const n = sizeOf(this.retries[0]!);
+        if (batch.length > 0 && size + n > this.limits.engineBatchTransfersMax) break;
+        size += n;
+        batch.push(this.retries.shift()!);
+      }
       return batch;
     }
     const batch: Op[] = [];
@@ -238,7 +244,7 @@ export class PostingEngine {
       return;
     }
     const committed = session.commit(prepared.writes).then(finish, (error) => {
-      this.forgetCache();
+      if (!(error instanceof VersionConflictError && error.stale)) this.forgetCache();
       this.fail(batch, error);
     });
     if (!this.store.pipelined) return committed;
@@ -250,8 +256,9 @@ export class PostingEngine {
   /** A batch that failed: redo conflicts, split multi-op batches, reject single ops. */
   private fail(batch: Op[], error: unknown): void {
     // Its timestamps (and those of any batch prepared on top of it) were never written: hand
-    // them out again, so a redone batch reads as if the failure had not happened.
-    this.lastTs = this.committedLastTs;
+    // them out again, so a redone batch reads as if the failure had not happened. Not for a
+    // stale failure: batches prepared since the first one may already hold later timestamps.
+    if (!(error instanceof VersionConflictError && error.stale)) this.lastTs = this.committedLastTs;
     if (error instanceof DuplicateIdError) {
       // An id of this batch was already on disk: redo each op alone, checking every id.
       for (const op of batch) this.retries.push({ ...op, alone: true, verify: true });
@@ -306,7 +313,11 @@ export class PostingEngine {
       // Posting or voiding takes omitted accounts from the referenced transfer, hold or not.
       accountIds.add(t.debitAccountId).add(t.creditAccountId);
     }
-    if (session.version !== this.cacheVersion || this.accountCache.size > ACCOUNT_CACHE_MAX) this.forgetCache();
+    // Never forget the cache while batches are in flight: it holds their balances, which the
+    // disk does not have yet.
+    if (session.version !== this.cacheVersion || (this.accountCache.size > ACCOUNT_CACHE_MAX && this.inFlight.size === 0)) {
+      this.forgetCache();
+    }
     const accounts = this.accountCache;
     const missing: string[] = [];
     for (const id of accountIds) if (!accounts.has(id)) missing.push(id);
@@ -372,7 +383,11 @@ export class PostingEngine {
     this.lastTs = last;
     this.cacheVersion = version;
     const stats = { created: effects.created.length, expired: due.length, transfers: transferCount };
-    if (!changed && statements.length === 0) return { outcomes, stats, writes: null, lastTs: last };
+    // A batch with nothing to write is answered at once, unless batches it read from are still
+    // in flight: then it goes to the writer empty, to be answered only once they committed (its
+    // version check fails, and it is redone, if one of them did not).
+    const waitsForOthers = this.store.pipelined && this.inFlight.size > 0;
+    if (!changed && statements.length === 0 && !waitsForOthers) return { outcomes, stats, writes: null, lastTs: last };
     const writes: BatchWrites = {
       newAccounts: [...newAccounts.values()],
       transfers: effects.created,

@@ -30,6 +30,8 @@ export class SqliteLedgerStore implements LedgerStore {
   private pendingVersion: bigint | null = null;
   private pendingLastTs = 0n;
   private workerError: Error | null = null;
+  /** Every batch up to this seq was in flight when a failure was reported: their failures are stale. */
+  private invalidatedThrough = 0;
   /**
    * The earliest deadline of a pending hold on disk (null = none, undefined = not known) and of
    * holds still in flight, so that batches skip the due-holds query while nothing can be due.
@@ -50,7 +52,7 @@ export class SqliteLedgerStore implements LedgerStore {
     );
     this.selectState = this.reader.prepare("select last_ts, version from ledger_state where id = 1");
     this.selectNextDeadline = this.reader.prepare(
-      "select min(expires_at) as deadline from ledger_transfers where status = 'pending' and expires_at > ?",
+      "select min(expires_at) as deadline from ledger_transfers where status = 'pending'",
     );
     const channel = new MessageChannel();
     this.port = channel.port1;
@@ -112,7 +114,9 @@ export class SqliteLedgerStore implements LedgerStore {
       },
       dueHolds: async (nowUs, limit) => {
         if (this.diskDeadlineUs !== undefined && earlier(this.diskDeadlineUs, this.inFlightDeadlineUs) > nowUs) return [];
-        this.diskDeadlineUs = (this.selectNextDeadline.get(nowUs) as { deadline: bigint | null }).deadline;
+        // The earliest deadline of any pending hold, due or not: holds this batch leaves pending
+        // (past the per-batch limit, or because the batch fails) keep the next batch looking.
+        this.diskDeadlineUs = (this.selectNextDeadline.get() as { deadline: bigint | null }).deadline;
         const rows = (this.selectDueHolds.all(nowUs, limit) as any[]).map(transferFromRow);
         // A hold resolved by a batch still in flight is not due any more.
         return rows
@@ -185,7 +189,14 @@ export class SqliteLedgerStore implements LedgerStore {
       waiter.resolve();
       return;
     }
+    if (reply.seq <= this.invalidatedThrough) {
+      // Doomed by a failure already reported: the state was reset then, and batches prepared
+      // since (perhaps in flight now) must keep theirs.
+      waiter.reject(new VersionConflictError(reply.message, true));
+      return;
+    }
     // Nothing of this batch, nor of any batch prepared on top of it, reached the database.
+    this.invalidatedThrough = this.seq;
     this.overlay.clear();
     this.diskDeadlineUs = undefined;
     this.inFlightDeadlineUs = null;

@@ -60,6 +60,14 @@ export class DuplicateIdError extends Error {
 /** The ledger changed under a pipelined batch (an earlier batch failed): it had no effect; redo it. */
 export class VersionConflictError extends Error {
   override name = "VersionConflictError";
+  /**
+   * True when the failure that doomed this batch was already reported: the store and the engine
+   * have already started over from the disk's state, and must not start over again (batches
+   * prepared since then may be in flight).
+   */
+  constructor(message: string, readonly stale = false) {
+    super(message);
+  }
 }
 
 export function createLedgerStore(db: Database): LedgerStore {
