@@ -7,7 +7,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { DIALECTS, createTestDatabase, type TestDatabase } from "../support/databases.ts";
-import { startServerProcess, type ProcessResponse, type ServerProcess } from "../support/server-process.ts";
+import { historyOf, startServerProcess, type ProcessResponse, type ServerProcess } from "../support/server-process.ts";
+import { mulberry32 } from "../support/random.ts";
 
 const CURRENCY = "CNY";
 const WALLET_COUNT = 20;
@@ -108,16 +109,6 @@ class Workload {
   }
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One client: sends until told to stop or until the server is gone, one request at a time. */
 async function runClient(server: ServerProcess, workload: Workload, clientIndex: number, shouldStop: () => boolean): Promise<void> {
@@ -304,19 +295,6 @@ interface LedgerSnapshot {
   readonly transfers: Map<string, any>;
 }
 
-async function historyOf(server: ServerProcess, accountId: string): Promise<any[]> {
-  const all: any[] = [];
-  let cursor: string | null = null;
-  for (;;) {
-    const path: string = `/v1/ledger/accounts/${accountId}/transfers?limit=${PAGE_SIZE}${cursor ? `&starting_after=${encodeURIComponent(cursor)}` : ""}`;
-    const res = await server.request("GET", path);
-    assert.equal(res.status, 200, res.text);
-    all.push(...res.body.data);
-    if (!res.body.has_more) return all;
-    assert.ok(res.body.data.length > 0, "has_more with an empty page");
-    cursor = res.body.data.at(-1).id;
-  }
-}
 
 async function readLedger(server: ServerProcess): Promise<LedgerSnapshot> {
   const accounts = new Map<string, AccountView>();
@@ -326,7 +304,7 @@ async function readLedger(server: ServerProcess): Promise<LedgerSnapshot> {
     const res = await server.request("GET", `/v1/ledger/accounts/${id}`);
     assert.equal(res.status, 200, res.text);
     accounts.set(id, accountView(id, res.body));
-    const history = await historyOf(server, id);
+    const history = await historyOf(server, id, PAGE_SIZE);
     histories.set(id, history);
     for (const t of history) {
       const { balance_after: _ignored, ...transfer } = t;

@@ -6,7 +6,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
-import { startServerProcess, type ProcessResponse, type ServerProcess } from "../support/server-process.ts";
+import { historyOf, startServerProcess, type ProcessResponse, type ServerProcess } from "../support/server-process.ts";
+import { mulberry32 } from "../support/random.ts";
 
 const CURRENCY = "CNY";
 const FUNDING_MINOR = 10_000n;
@@ -45,16 +46,6 @@ class Hammer {
   }
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface OpenHold {
   readonly id: string;
@@ -172,19 +163,6 @@ function balancesOf(json: any): Balances {
   };
 }
 
-async function historyOf(server: ServerProcess, accountId: string): Promise<any[]> {
-  const all: any[] = [];
-  let cursor: string | null = null;
-  for (;;) {
-    const path: string = `/v1/ledger/accounts/${accountId}/transfers?limit=${PAGE_SIZE}${cursor ? `&starting_after=${encodeURIComponent(cursor)}` : ""}`;
-    const res = await server.request("GET", path);
-    assert.equal(res.status, 200, res.text);
-    all.push(...res.body.data);
-    if (!res.body.has_more) return all;
-    assert.ok(res.body.data.length > 0, "has_more with an empty page");
-    cursor = res.body.data.at(-1).id;
-  }
-}
 
 function timestampUs(text: string): bigint {
   const m = /^(.*T\d{2}:\d{2}:\d{2})\.(\d{6})Z$/.exec(text);
@@ -286,7 +264,7 @@ describe("two server processes hammer one flagged account on PostgreSQL", () => 
     const hot = await account(servers[0]!, "hot");
     assert.ok(BigInt(hot.balance) >= 0n, `balance ${hot.balance}`);
     assert.ok(BigInt(hot.available) >= 0n, `available ${hot.available}`);
-    for (const t of await historyOf(servers[1]!, "hot")) {
+    for (const t of await historyOf(servers[1]!, "hot", PAGE_SIZE)) {
       const b = balancesOf(t.balance_after);
       assert.ok(b.debitsPending + b.debitsPosted <= b.creditsPosted, `hot within its limit right after ${t.id}`);
     }
@@ -342,7 +320,7 @@ describe("two server processes hammer one flagged account on PostgreSQL", () => 
   test("the ledger holds exactly the acknowledged transfers, each with the timestamp it was acknowledged with", async () => {
     const stored = new Map<string, any>();
     for (const id of ["hot", "sink", "bank"]) {
-      for (const t of await historyOf(servers[0]!, id)) stored.set(t.id, t);
+      for (const t of await historyOf(servers[0]!, id, PAGE_SIZE)) stored.set(t.id, t);
     }
     const expected = new Set([...hammer.acknowledged.keys(), "fund"]);
     const unexpected = [...stored.keys()].filter((id) => !expected.has(id));
@@ -359,7 +337,7 @@ describe("two server processes hammer one flagged account on PostgreSQL", () => 
   test("timestamps are unique across both processes and each account's history is strictly ordered", async () => {
     const byId = new Map<string, string>();
     for (const id of ["hot", "sink", "bank"]) {
-      const history = await historyOf(servers[1]!, id);
+      const history = await historyOf(servers[1]!, id, PAGE_SIZE);
       let newer: bigint | null = null;
       for (const t of history) {
         const ts = timestampUs(t.timestamp);

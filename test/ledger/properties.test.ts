@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ManualClock } from "../../src/kernel/clock.ts";
 import { DIALECTS } from "../support/databases.ts";
+import { mulberry32 } from "../support/random.ts";
 import { startTestApp, type TestApp, type TestResponse } from "../support/app.ts";
 import {
   BALANCE_MAX,
@@ -264,17 +265,6 @@ const resultCounts = new Map<string, number>();
 
 const maxBig = (a: bigint, b: bigint) => (a > b ? a : b);
 
-/** A small seeded generator for choices made while checking (which past moments to re-read). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function formatUs(us: bigint, offsetMinutes = 0): string {
   const shifted = us + BigInt(offsetMinutes) * 60_000_000n;

@@ -1,6 +1,7 @@
 // The real server as a child process (`node --import tsx src/cli/main.ts serve`), for tests that
 // crash it (SIGKILL), stop it (SIGTERM) or run several of them on one database. Requests go over
 // a real socket through a keep-alive agent, as a client in production would send them.
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import net from "node:net";
@@ -223,4 +224,19 @@ function sendRequest(
     req.on("error", reject);
     req.end(payload);
   });
+}
+
+/** An account's whole history through the API, newest first, walking every page. */
+export async function historyOf(server: ServerProcess, accountId: string, pageSize = 100): Promise<any[]> {
+  const all: any[] = [];
+  let cursor: string | null = null;
+  for (;;) {
+    const path: string = `/v1/ledger/accounts/${accountId}/transfers?limit=${pageSize}${cursor ? `&starting_after=${encodeURIComponent(cursor)}` : ""}`;
+    const res = await server.request("GET", path);
+    assert.equal(res.status, 200, res.text);
+    all.push(...res.body.data);
+    if (!res.body.has_more) return all;
+    assert.ok(res.body.data.length > 0, "has_more with an empty page");
+    cursor = res.body.data.at(-1).id;
+  }
 }
