@@ -33,6 +33,10 @@ export class StatementRecorder {
     const connection: DatabaseConnection = {
       async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
         if (SelectQueryNode.is(compiled.query)) throw new Error("a unit-of-work hook may only write; it cannot read inside the batch");
+        // A write with RETURNING would have rows to give back that the recorder does not have.
+        if ((compiled.query as { returning?: unknown }).returning) {
+          throw new Error("a unit-of-work hook cannot use returning(): its writes run later, inside the batch");
+        }
         recorder.statements.push({ sql: compiled.sql, parameters: compiled.parameters });
         return { rows: [], numAffectedRows: 1n };
       },

@@ -235,7 +235,11 @@ export class PostingEngine {
     }
     const finish = () => {
       if (prepared.lastTs > this.committedLastTs) this.committedLastTs = prepared.lastTs;
-      this.observer?.batchCommitted({ ...prepared.stats, ops: batch.length, durationMs: performance.now() - started });
+      try {
+        this.observer?.batchCommitted({ ...prepared.stats, ops: batch.length, durationMs: performance.now() - started });
+      } catch {
+        // Metrics must never keep a committed batch from being answered.
+      }
       batch.forEach((op, i) => (op.done.resolve as (v: unknown) => void)(prepared.outcomes[i]));
     };
     if (prepared.writes === null) {
