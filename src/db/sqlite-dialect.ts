@@ -17,23 +17,13 @@ import {
 /** A FIFO async mutex. */
 export class Mutex {
   private tail: Promise<void> = Promise.resolve();
-  private held = false;
-
-  get isHeld(): boolean {
-    return this.held;
-  }
-
   async lock(): Promise<() => void> {
     let release!: () => void;
     const next = new Promise<void>((resolve) => (release = resolve));
     const previous = this.tail;
     this.tail = previous.then(() => next);
     await previous;
-    this.held = true;
-    return () => {
-      this.held = false;
-      release();
-    };
+    return release;
   }
 }
 

@@ -52,10 +52,6 @@ export class ApiError extends Error {
   }
 }
 
-export function isErrorCode(code: string): code is ErrorCode {
-  return Object.hasOwn(ERROR_STATUS, code);
-}
-
 /** An infrastructure failure that makes a request safe to retry (database down, shutting down). */
 export class UnavailableError extends Error {
   override name = "UnavailableError";

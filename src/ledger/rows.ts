@@ -1,6 +1,6 @@
 // Mapping between ledger rows (as both databases return them) and the domain types.
 import type { LedgerAccountsTable, LedgerTransfersTable } from "../db/schema.ts";
-import { accountFlagsFromBits, type Account, type Transfer } from "./model.ts";
+import { accountFlagBits, accountFlagsFromBits, type Account, type Transfer } from "./model.ts";
 
 /** Column order of ledger_transfers, shared by the bulk insert statements. */
 export const TRANSFER_COLUMNS = [
@@ -91,8 +91,7 @@ export function transferValues(t: Transfer): unknown[] {
 
 export function accountValues(a: Account): unknown[] {
   return [
-    a.id, a.merchantId, a.currency, a.code, a.normalBalance,
-    (a.flags.debitsMustNotExceedCredits ? 1 : 0) | (a.flags.creditsMustNotExceedDebits ? 2 : 0),
+    a.id, a.merchantId, a.currency, a.code, a.normalBalance, accountFlagBits(a.flags),
     a.owner, a.metadata, a.createdAt, a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted,
     a.lastTs, a.transferCount,
   ];

@@ -9,7 +9,6 @@ import pg from "pg";
 
 const LOCAL_URL = "postgres://postgres@127.0.0.1:5432/test";
 let serverUrl: Promise<string> | null = null;
-let embedded: { stop(): Promise<void> } | null = null;
 
 async function reachable(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
@@ -34,7 +33,6 @@ async function startEmbedded(): Promise<string> {
   const cluster = new EmbeddedPostgres({ databaseDir: join(base, "data"), user: "postgres", password: "postgres", port, persistent: false });
   await cluster.initialise();
   await cluster.start();
-  embedded = cluster;
   // The cluster must not keep the test process alive; it is stopped when the process exits.
   const child = (cluster as unknown as { process?: import("node:child_process").ChildProcess }).process;
   child?.unref();
@@ -87,7 +85,3 @@ export async function freshPostgresDatabase(label = "t"): Promise<{ url: string;
   };
 }
 
-export async function stopEmbeddedPostgres(): Promise<void> {
-  await embedded?.stop();
-  embedded = null;
-}
