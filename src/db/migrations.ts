@@ -145,6 +145,164 @@ const steps: Record<string, Step> = {
       .addColumn("revoked_at", "bigint")
       .execute();
   },
+
+  "0003_payments": async (db) => {
+    await db.schema.alterTable("outbox_events").addColumn("merchant_id", "text").execute();
+    await db.schema
+      .createTable("payments")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("merchant_id", "text")
+      .addColumn("ledger_key", "text", (c) => c.notNull().unique())
+      .addColumn("amount", "bigint", (c) => c.notNull())
+      .addColumn("currency", "text", (c) => c.notNull())
+      .addColumn("merchant_account_id", "text", (c) => c.notNull())
+      .addColumn("description", "text")
+      .addColumn("capture_method", "text", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("amount_captured", "bigint", (c) => c.notNull())
+      .addColumn("amount_refunded", "bigint", (c) => c.notNull())
+      .addColumn("amount_held", "bigint", (c) => c.notNull())
+      .addColumn("methods", "text", (c) => c.notNull())
+      .addColumn("return_url", "text")
+      .addColumn("contract_ref", "text")
+      .addColumn("metadata", "text")
+      .addColumn("client_secret", "text", (c) => c.notNull())
+      .addColumn("request_hash", "text", (c) => c.notNull())
+      .addColumn("latest_attempt_id", "text")
+      .addColumn("failure", "text")
+      .addColumn("expires_at", "bigint", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .addColumn("version", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("payments_merchant_created").on("payments").columns(["merchant_id", "created_at", "id"]).execute();
+    await db.schema.createIndex("payments_status_expires").on("payments").columns(["status", "expires_at"]).execute();
+    await db.schema
+      .createTable("channel_attempts")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("flow", "text", (c) => c.notNull())
+      .addColumn("parent_id", "text", (c) => c.notNull())
+      .addColumn("merchant_id", "text")
+      .addColumn("channel", "text", (c) => c.notNull())
+      .addColumn("method", "text", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("amount", "bigint", (c) => c.notNull())
+      .addColumn("currency", "text", (c) => c.notNull())
+      .addColumn("installments", "integer")
+      .addColumn("options", "text")
+      .addColumn("next_action", "text")
+      .addColumn("channel_ref", "text")
+      .addColumn("failure_code", "text")
+      .addColumn("failure_channel_code", "text")
+      .addColumn("failure_user_caused", "integer")
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .addColumn("settled_at", "bigint")
+      .addColumn("requery_count", "integer", (c) => c.notNull())
+      .addColumn("next_requery_at", "bigint")
+      .execute();
+    await db.schema.createIndex("channel_attempts_parent").on("channel_attempts").columns(["parent_id", "created_at"]).execute();
+    await db.schema.createIndex("channel_attempts_created").on("channel_attempts").columns(["flow", "created_at"]).execute();
+    await db.schema
+      .createIndex("channel_attempts_requery")
+      .on("channel_attempts")
+      .column("next_requery_at")
+      .where(sql.ref("next_requery_at"), "is not", null)
+      .execute();
+    await db.schema
+      .createTable("refunds")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("ledger_key", "text", (c) => c.notNull().unique())
+      .addColumn("payment_id", "text", (c) => c.notNull())
+      .addColumn("merchant_id", "text")
+      .addColumn("amount", "bigint", (c) => c.notNull())
+      .addColumn("currency", "text", (c) => c.notNull())
+      .addColumn("reason", "text")
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("channel", "text", (c) => c.notNull())
+      .addColumn("channel_ref", "text")
+      .addColumn("failure", "text")
+      .addColumn("request_hash", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("refunds_payment").on("refunds").column("payment_id").execute();
+    await db.schema.createIndex("refunds_status").on("refunds").columns(["status", "updated_at"]).execute();
+    await db.schema
+      .createTable("payouts")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("ledger_key", "text", (c) => c.notNull().unique())
+      .addColumn("merchant_id", "text")
+      .addColumn("amount", "bigint", (c) => c.notNull())
+      .addColumn("currency", "text", (c) => c.notNull())
+      .addColumn("source_account_id", "text", (c) => c.notNull())
+      .addColumn("destination", "text", (c) => c.notNull())
+      .addColumn("destination_masked", "text", (c) => c.notNull())
+      .addColumn("account_number_index", "text", (c) => c.notNull())
+      .addColumn("channel", "text", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("options", "text")
+      .addColumn("channel_ref", "text")
+      .addColumn("failure", "text")
+      .addColumn("request_hash", "text", (c) => c.notNull())
+      .addColumn("metadata", "text")
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("payouts_merchant_created").on("payouts").columns(["merchant_id", "created_at", "id"]).execute();
+    await db.schema.createIndex("payouts_status").on("payouts").columns(["status", "updated_at"]).execute();
+    await db.schema.createIndex("payouts_account_number").on("payouts").column("account_number_index").execute();
+    await db.schema
+      .createTable("channel_notifications")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("channel", "text", (c) => c.notNull())
+      .addColumn("received_at", "bigint", (c) => c.notNull())
+      .addColumn("content_type", "text")
+      .addColumn("headers", "text", (c) => c.notNull())
+      .addColumn("body", "text", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("reason", "text")
+      .addColumn("dedupe_key", "text")
+      .addColumn("processed_at", "bigint")
+      .execute();
+    await db.schema.createIndex("channel_notifications_dedupe").on("channel_notifications").columns(["channel", "dedupe_key"]).execute();
+    await db.schema.createIndex("channel_notifications_status").on("channel_notifications").columns(["status", "received_at"]).execute();
+    await db.schema
+      .createTable("webhook_endpoints")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("merchant_id", "text")
+      .addColumn("url", "text", (c) => c.notNull())
+      .addColumn("secret", "text", (c) => c.notNull())
+      .addColumn("events", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("disabled_at", "bigint")
+      .execute();
+    await db.schema
+      .createTable("webhook_deliveries")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("event_id", "text", (c) => c.notNull())
+      .addColumn("endpoint_id", "text", (c) => c.notNull())
+      .addColumn("attempt", "integer", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("response_status", "integer")
+      .addColumn("error", "text")
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("next_attempt_at", "bigint")
+      .addColumn("finished_at", "bigint")
+      .execute();
+    await db.schema.createIndex("webhook_deliveries_event").on("webhook_deliveries").columns(["event_id", "created_at"]).execute();
+    await db.schema
+      .createIndex("webhook_deliveries_due")
+      .on("webhook_deliveries")
+      .column("next_attempt_at")
+      .where(sql.ref("status"), "=", "pending")
+      .execute();
+    await db.schema
+      .createTable("job_cursors")
+      .addColumn("name", "text", (c) => c.primaryKey())
+      .addColumn("position", "bigint", (c) => c.notNull())
+      .execute();
+  },
 };
 
 class CodeMigrationProvider implements MigrationProvider {

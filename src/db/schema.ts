@@ -63,6 +63,8 @@ export interface LedgerStateTable {
 export interface OutboxEventsTable {
   seq: bigint;
   id: string;
+  /** The merchant whose object changed (null for the platform's own events); added by 0003. */
+  merchant_id: string | null;
   type: string;
   created_at: bigint;
   data: string;
@@ -92,6 +94,144 @@ export interface ApiKeysTable {
   revoked_at: bigint | null;
 }
 
+export interface PaymentsTable {
+  id: string;
+  merchant_id: string | null;
+  /** Names this payment's ledger transfers (`pay.<key>.in` ...): client ids may be 64 characters. */
+  ledger_key: string;
+  amount: bigint;
+  currency: string;
+  merchant_account_id: string;
+  description: string | null;
+  capture_method: "automatic" | "manual";
+  status: string;
+  amount_captured: bigint;
+  amount_refunded: bigint;
+  /** Money held for a manual-capture payment (the pending transfer's amount), until capture or cancel. */
+  amount_held: bigint;
+  methods: string;
+  return_url: string | null;
+  contract_ref: string | null;
+  metadata: string | null;
+  client_secret: string;
+  /** Hash of the creation request's fields: a repeated create with the same id must match it. */
+  request_hash: string;
+  latest_attempt_id: string | null;
+  failure: string | null;
+  expires_at: bigint;
+  created_at: bigint;
+  updated_at: bigint;
+  version: bigint;
+}
+
+export interface ChannelAttemptsTable {
+  id: string;
+  flow: "pay_in" | "payout";
+  /** The payment or payout this attempt belongs to. */
+  parent_id: string;
+  merchant_id: string | null;
+  channel: string;
+  method: string;
+  status: string;
+  amount: bigint;
+  currency: string;
+  installments: number | null;
+  options: string | null;
+  next_action: string | null;
+  channel_ref: string | null;
+  failure_code: string | null;
+  failure_channel_code: string | null;
+  failure_user_caused: number | null;
+  created_at: bigint;
+  updated_at: bigint;
+  settled_at: bigint | null;
+  requery_count: number;
+  next_requery_at: bigint | null;
+}
+
+export interface RefundsTable {
+  id: string;
+  ledger_key: string;
+  payment_id: string;
+  merchant_id: string | null;
+  amount: bigint;
+  currency: string;
+  reason: string | null;
+  status: string;
+  channel: string;
+  channel_ref: string | null;
+  failure: string | null;
+  request_hash: string;
+  created_at: bigint;
+  updated_at: bigint;
+}
+
+export interface PayoutsTable {
+  id: string;
+  ledger_key: string;
+  merchant_id: string | null;
+  amount: bigint;
+  currency: string;
+  source_account_id: string;
+  /** Destination details, encrypted by the vault. */
+  destination: string;
+  /** The masked destination shown in responses. */
+  destination_masked: string;
+  /** Blind index of the destination account number (exact-match search without decrypting). */
+  account_number_index: string;
+  channel: string;
+  status: string;
+  options: string | null;
+  channel_ref: string | null;
+  failure: string | null;
+  request_hash: string;
+  metadata: string | null;
+  created_at: bigint;
+  updated_at: bigint;
+}
+
+export interface ChannelNotificationsTable {
+  id: string;
+  channel: string;
+  received_at: bigint;
+  content_type: string | null;
+  headers: string;
+  /** The body exactly as received. */
+  body: string;
+  status: "received" | "applied" | "duplicate" | "rejected" | "ignored" | "failed";
+  reason: string | null;
+  dedupe_key: string | null;
+  processed_at: bigint | null;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  merchant_id: string | null;
+  url: string;
+  secret: string;
+  events: string;
+  created_at: bigint;
+  disabled_at: bigint | null;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  event_id: string;
+  endpoint_id: string;
+  attempt: number;
+  status: "pending" | "delivering" | "delivered" | "failed";
+  response_status: number | null;
+  error: string | null;
+  created_at: bigint;
+  next_attempt_at: bigint | null;
+  finished_at: bigint | null;
+}
+
+export interface JobCursorsTable {
+  name: string;
+  position: bigint;
+}
+
 export interface Tables {
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
@@ -100,4 +240,12 @@ export interface Tables {
   outbox_events: OutboxEventsTable;
   idempotency_keys: IdempotencyKeysTable;
   api_keys: ApiKeysTable;
+  payments: PaymentsTable;
+  channel_attempts: ChannelAttemptsTable;
+  refunds: RefundsTable;
+  payouts: PayoutsTable;
+  channel_notifications: ChannelNotificationsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  job_cursors: JobCursorsTable;
 }

@@ -113,6 +113,17 @@ export class PostingEngine {
     return new Promise((resolve, reject) => this.enqueue({ kind: "transfers", merchantId, inputs, hook, done: { resolve, reject } }));
   }
 
+  /**
+   * A unit of work with no ledger transfers: `hook` writes a module's rows (a state change, its
+   * outbox event, an idempotency record) through the same door and the same commit as transfers.
+   */
+  submitWrites(hook: BatchHook<TransferOutcome[]>): Promise<void> {
+    this.admit(0);
+    return new Promise<TransferOutcome[]>((resolve, reject) =>
+      this.enqueue({ kind: "transfers", merchantId: null, inputs: [], hook, done: { resolve, reject } }),
+    ).then(() => undefined);
+  }
+
   createAccounts(merchantId: string | null, inputs: readonly AccountInput[], hook?: BatchHook<AccountOutcome[]>): Promise<AccountOutcome[]> {
     this.admit(inputs.length);
     return new Promise((resolve, reject) => this.enqueue({ kind: "accounts", merchantId, inputs, hook, done: { resolve, reject } }));
