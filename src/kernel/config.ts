@@ -26,6 +26,20 @@ export interface Limits {
   readonly idempotencyRetentionHours: number;
   readonly shutdownTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** Largest amount of one payment, refund or payout, in minor units. */
+  readonly paymentAmountMax: bigint;
+  /** A channel call that takes longer than this has an unknown outcome (never failed over). */
+  readonly channelTimeoutMs: number;
+  /** How often the payment jobs (re-query, expiry, webhook delivery) look for work. */
+  readonly paymentJobIntervalMs: number;
+  /** Work items one job run takes at most. */
+  readonly paymentJobBatchMax: number;
+  /** A webhook endpoint that does not answer 2xx within this counts as failed. */
+  readonly webhookTimeoutMs: number;
+  /** Deliveries of one event to one endpoint before it is given up (replayable by hand). */
+  readonly webhookAttemptsMax: number;
+  /** Webhook requests in flight at once, so a slow merchant cannot hold the process. */
+  readonly webhookConcurrencyMax: number;
 }
 
 export interface Config {
@@ -35,6 +49,12 @@ export interface Config {
   readonly adminKey: string | undefined;
   readonly logLevel: string;
   readonly publicUrl: string | undefined;
+  /** The vault's master key file (created with mode 0600 on first start). */
+  readonly vaultKeyFile: string;
+  /** The routing rules file, re-read when it changes; absent = route each method to its channel. */
+  readonly routingFile: string | undefined;
+  /** The sandbox channel; on by default so a fresh machine can take a payment end to end. */
+  readonly simulator: boolean;
   readonly limits: Limits;
 }
 
@@ -55,6 +75,13 @@ export const defaultLimits: Limits = {
   idempotencyRetentionHours: 24 * 7,
   shutdownTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
+  paymentAmountMax: 100_000_000_000n,
+  channelTimeoutMs: 10_000,
+  paymentJobIntervalMs: 500,
+  paymentJobBatchMax: 100,
+  webhookTimeoutMs: 10_000,
+  webhookAttemptsMax: 8,
+  webhookConcurrencyMax: 16,
 };
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -80,6 +107,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminKey: env.TALLY_ADMIN_KEY || undefined,
     logLevel: env.TALLY_LOG_LEVEL || "info",
     publicUrl: env.TALLY_PUBLIC_URL || undefined,
+    vaultKeyFile: env.TALLY_VAULT_KEY_FILE || "./data/vault.key",
+    routingFile: env.TALLY_ROUTING_FILE || undefined,
+    simulator: (env.TALLY_SIMULATOR ?? "on") !== "off",
     limits,
   };
 }

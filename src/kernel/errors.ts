@@ -31,6 +31,11 @@ export const ERROR_STATUS = {
   exceeds_debits: 422,
   overflow: 422,
   invalid_state_transition: 422,
+  // Payments (PAYMENTS.md).
+  attempt_in_progress: 409,
+  refund_exceeds_captured: 422,
+  method_not_allowed: 422,
+  no_available_channel: 503,
   rate_limited: 429,
   internal_error: 500,
   unavailable: 503,

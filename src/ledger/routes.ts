@@ -6,30 +6,17 @@ import { ApiError } from "../kernel/errors.ts";
 import type { Clock } from "../kernel/clock.ts";
 import { formatTimestampUs, parseTimestampUs } from "../kernel/clock.ts";
 import type { Limits } from "../kernel/config.ts";
-import { CLIENT_ID_PATTERN, ulid } from "../kernel/ids.ts";
+import { ulid } from "../kernel/ids.ts";
 import { isCurrency } from "../kernel/money.ts";
 import { sendRendered, unitOfWorkHook, type HttpDeps } from "../http/server.ts";
 import { stringifyJson } from "../http/json.ts";
+import { Amount, Currency, ErrorResponse, Id, IdParams, Metadata, NO_NUL, metadataText, parseAmount, parseLimit } from "../http/params.ts";
 import type { StoredResponse } from "../db/idempotency.ts";
 import type { AccountOutcome, PostingEngine } from "./engine.ts";
-import { JSON_DEPTH_MAX, JsonTooDeepError, canonicalJson, type AccountInput, type TransferInput, type TransferOutcome } from "./model.ts";
+import { type AccountInput, type TransferInput, type TransferOutcome } from "./model.ts";
 import type { LedgerQueries } from "./queries.ts";
 import { RESULT_MESSAGES, accountJson, balancesJson, transferJson, transferText } from "./view.ts";
 
-const MAX_SAFE = Number.MAX_SAFE_INTEGER;
-/** Free text may hold any character but NUL, which PostgreSQL cannot store in text. */
-const NO_NUL = "^[^\\u0000]*$";
-
-const Id = Type.String({ pattern: CLIENT_ID_PATTERN, description: "1-64 characters of [A-Za-z0-9_.:-]" });
-const Currency = Type.String({ pattern: "^[A-Z]{3}$", description: "ISO 4217 code, e.g. CNY" });
-const Amount = Type.Union(
-  [
-    Type.Integer({ minimum: 1, maximum: MAX_SAFE }),
-    Type.String({ pattern: "^[1-9][0-9]{0,15}$" }),
-  ],
-  { description: "Integer in minor units (fen for CNY), 1 to 2^53 - 1; a string of digits is accepted" },
-);
-const Metadata = Type.Record(Type.String(), Type.Unknown(), { description: "JSON object, at most 4 KiB" });
 const Code = Type.Integer({ minimum: 0, maximum: 2147483647 });
 
 const AccountCreate = Type.Object(
@@ -77,7 +64,6 @@ const TransferBatch = Type.Object(
   { additionalProperties: false },
 );
 
-const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const BalanceQuery = Type.Object({ at: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false });
 const ListQuery = Type.Object(
   {
@@ -87,39 +73,12 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const ErrorResponse = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String(), param: Type.Optional(Type.String()), request_id: Type.String() }),
-});
 
 export interface LedgerRouteDeps extends Pick<HttpDeps, "idempotency"> {
   readonly engine: PostingEngine;
   readonly queries: LedgerQueries;
   readonly clock: Clock;
   readonly limits: Limits;
-}
-
-function metadataText(value: Record<string, unknown> | undefined, param: string, limits: Limits): string | undefined {
-  if (value === undefined) return undefined;
-  let text: string;
-  try {
-    text = canonicalJson(value);
-  } catch (error) {
-    if (error instanceof JsonTooDeepError) throw new ApiError("validation_failed", `${param} is nested more than ${JSON_DEPTH_MAX} levels deep`, param);
-    throw error;
-  }
-  if (Buffer.byteLength(text) > limits.metadataBytesMax) {
-    throw new ApiError("validation_failed", `${param} must be at most ${limits.metadataBytesMax} bytes of JSON`, param);
-  }
-  return text === "{}" ? undefined : text;
-}
-
-function parseAmount(value: number | string | undefined, param: string): bigint | undefined {
-  if (value === undefined) return undefined;
-  const amount = typeof value === "string" ? BigInt(value) : BigInt(value);
-  if (amount < 1n || amount > BigInt(MAX_SAFE)) {
-    throw new ApiError("validation_failed", `${param} must be between 1 and 2^53 - 1 minor units`, param);
-  }
-  return amount;
 }
 
 /** Turns a schema-valid body into a TransferInput, checking the rules that span fields. */
@@ -155,13 +114,6 @@ export function parseTransfer(body: Static<typeof TransferCreate>, prefix: strin
     reference: body.reference,
     metadata: metadataText(body.metadata, p("metadata"), limits),
   };
-}
-
-function parseLimit(raw: string | undefined, limits: Limits): number {
-  if (raw === undefined) return limits.pageSizeDefault;
-  const n = Number(raw);
-  if (n < 1 || n > limits.pageSizeMax) throw new ApiError("validation_failed", `limit must be between 1 and ${limits.pageSizeMax}`, "limit");
-  return n;
 }
 
 function json(status: number, body: unknown): StoredResponse {

@@ -1,6 +1,8 @@
 // A Tally instance for tests, on a fresh database, driven through its HTTP API as a client would
 // (Fastify's inject: the full request path, no socket).
-import type { Tally } from "../../src/app.ts";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Tally, TallyOptions } from "../../src/app.ts";
 import { createTally } from "../../src/app.ts";
 import { ManualClock, type Clock } from "../../src/kernel/clock.ts";
 import { defaultLimits, type Config, type Limits } from "../../src/kernel/config.ts";
@@ -31,6 +33,8 @@ export async function startTestApp(options: {
   limits?: Partial<Limits>;
   jobs?: boolean;
   label?: string;
+  config?: Partial<Config>;
+  options?: Omit<TallyOptions, "clock" | "jobs" | "logger">;
 } = {}): Promise<TestApp> {
   const database = await createTestDatabase(options.dialect ?? "sqlite", options.label);
   const config: Config = {
@@ -39,10 +43,14 @@ export async function startTestApp(options: {
     databaseUrl: database.url,
     adminKey: ADMIN_KEY,
     logLevel: "silent",
-    publicUrl: undefined,
+    publicUrl: "http://tally.test",
+    vaultKeyFile: join(tmpdir(), `tally-test-vault-${process.pid}.key`),
+    routingFile: undefined,
+    simulator: true,
+    ...options.config,
     limits: { ...defaultLimits, ...options.limits },
   };
-  const tally = await createTally(config, { clock: options.clock, jobs: options.jobs ?? false, logger: createLogger("silent") });
+  const tally = await createTally(config, { ...options.options, clock: options.clock, jobs: options.jobs ?? false, logger: createLogger("silent") });
   await tally.server.ready();
   return {
     tally,

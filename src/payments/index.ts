@@ -1,0 +1,9 @@
+// The payments module's public surface.
+export { PaymentService, type PaymentsContext } from "./service.ts";
+export { RefundService } from "./refunds.ts";
+export { PayoutService } from "./payouts.ts";
+export { NotificationInbox } from "./notifications.ts";
+export { registerPaymentRoutes, attemptInput, AttemptCreate } from "./routes.ts";
+export { registerNotifyRoutes } from "./notify-routes.ts";
+export { checkoutUrl, paymentJson, attemptJson } from "./view.ts";
+export type { Payment, Attempt, Refund, Payout, PaymentStatus } from "./model.ts";

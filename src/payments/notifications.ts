@@ -1,0 +1,151 @@
+// The notification inbox: what a channel sends us is stored exactly as received before anything
+// else, then verified, de-duplicated and applied. A notification that fails verification
+// changes nothing and stays in the inbox for inspection; one that could not be applied (a bug,
+// the database down) stays `failed` and can be replayed. Answers go back in the channel's protocol.
+import type { Logger } from "pino";
+import type { Channel, NotifyAck, RawNotification } from "../channels/channel.ts";
+import { ApiError } from "../kernel/errors.ts";
+import { ulid } from "../kernel/ids.ts";
+import type { ChannelNotificationsTable } from "../db/schema.ts";
+import type { PayoutService } from "./payouts.ts";
+import type { RefundService } from "./refunds.ts";
+import type { PaymentService } from "./service.ts";
+import { commitUnit } from "./unit-of-work.ts";
+
+/** Headers never kept with a stored notification. */
+const DROPPED_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
+
+export type NotificationStatus = ChannelNotificationsTable["status"];
+
+export interface NotificationOutcome {
+  readonly id: string;
+  readonly status: NotificationStatus;
+  readonly reason: string | null;
+  readonly ack: NotifyAck;
+}
+
+export class NotificationInbox {
+  /** Counts by channel and status, for /metrics and alerts. */
+  readonly counts = new Map<string, number>();
+
+  constructor(
+    private readonly payments: PaymentService,
+    private readonly refunds: RefundService,
+    private readonly payouts: PayoutService,
+    private readonly logger: Logger,
+  ) {}
+
+  private channel(id: string): Channel {
+    const channel = this.payments.ctx.channels.get(id);
+    if (!channel?.verifyNotification || !channel.acknowledge) throw new ApiError("not_found", `no channel ${id} takes notifications`);
+    return channel;
+  }
+
+  /** Stores a notification raw, then processes it. */
+  async receive(channelId: string, notification: RawNotification): Promise<NotificationOutcome> {
+    const channel = this.channel(channelId);
+    const id = `ntf_${ulid()}`;
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(notification.headers)) if (!DROPPED_HEADERS.has(k.toLowerCase())) headers[k.toLowerCase()] = v;
+    const row: ChannelNotificationsTable = {
+      id,
+      channel: channelId,
+      received_at: this.payments.ctx.clock.nowUs(),
+      content_type: notification.contentType ?? null,
+      headers: JSON.stringify(headers),
+      body: notification.body,
+      status: "received",
+      reason: null,
+      dedupe_key: null,
+      processed_at: null,
+    };
+    // Raw first: committed before it is parsed, so nothing received can be lost.
+    await commitUnit(this.payments.ctx.engine, [], () => ({ value: null, write: (tx) => tx.insertInto("channel_notifications").values(row).execute().then(() => undefined) }));
+    return this.process(channel, row);
+  }
+
+  /** Processes a stored notification again (after a fix); applying twice changes nothing. */
+  async replay(id: string): Promise<NotificationOutcome> {
+    const row = await this.payments.ctx.db.read.selectFrom("channel_notifications").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!row) throw new ApiError("not_found", `no notification ${id}`, "id");
+    return this.process(this.channel(row.channel), row);
+  }
+
+  private async process(channel: Channel, row: ChannelNotificationsTable): Promise<NotificationOutcome> {
+    const notification: RawNotification = { contentType: row.content_type ?? undefined, headers: JSON.parse(row.headers) as Record<string, string>, body: row.body };
+    let status: NotificationStatus;
+    let reason: string | null = null;
+    let dedupeKey: string | null = null;
+    try {
+      const verdict = await channel.verifyNotification!(notification);
+      if (verdict.kind === "rejected") {
+        status = "rejected";
+        reason = verdict.reason;
+        this.logger.warn({ channel: channel.id, notification: row.id, reason }, "notification rejected; nothing changed");
+      } else if (verdict.kind === "ignored") {
+        status = "ignored";
+        reason = verdict.reason;
+        dedupeKey = verdict.dedupeKey;
+      } else {
+        dedupeKey = verdict.dedupeKey;
+        const applied = await this.apply(channel.id, verdict.change);
+        status = applied.status;
+        reason = applied.reason;
+      }
+    } catch (error) {
+      status = "failed";
+      reason = "could not be applied; kept for replay";
+      this.logger.error({ err: error, channel: channel.id, notification: row.id }, "notification could not be applied");
+    }
+    const processedAt = this.payments.ctx.clock.nowUs();
+    await commitUnit(this.payments.ctx.engine, [], () => ({
+      value: null,
+      write: (tx) =>
+        tx.updateTable("channel_notifications").set({ status, reason, dedupe_key: dedupeKey, processed_at: processedAt }).where("id", "=", row.id).execute().then(() => undefined),
+    }));
+    const key = `${channel.id}:${status}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    // The channel retries what we do not accept: only a rejected or failed one is answered "fail".
+    const accepted = status !== "rejected" && status !== "failed";
+    return { id: row.id, status, reason, ack: channel.acknowledge!(accepted) };
+  }
+
+  private async apply(channelId: string, change: import("../channels/channel.ts").NotifiedChange): Promise<{ status: NotificationStatus; reason: string | null }> {
+    switch (change.target) {
+      case "attempt": {
+        const attempt = await this.payments.reads.attempt(change.attemptId);
+        if (!attempt || attempt.flow !== "pay_in") return { status: "rejected", reason: `no attempt ${change.attemptId}` };
+        if (attempt.channel !== channelId) return { status: "rejected", reason: `attempt ${attempt.id} belongs to channel ${attempt.channel}` };
+        if (change.amount !== undefined && change.amount !== attempt.amount) {
+          this.logger.error({ attempt: attempt.id, notified: change.amount.toString(), expected: attempt.amount.toString() }, "notification amount differs from the attempt's");
+          return { status: "rejected", reason: `amount ${change.amount} differs from the attempt's ${attempt.amount}` };
+        }
+        if (attempt.status === "succeeded" || attempt.status === "failed") {
+          const same = (attempt.status === "succeeded") === (change.status === "succeeded");
+          if (!same) this.logger.error({ attempt: attempt.id, settled: attempt.status, notified: change.status }, "notification contradicts a settled attempt");
+          return { status: "duplicate", reason: same ? null : `attempt already ${attempt.status}; notification said ${change.status}` };
+        }
+        await this.payments.applyAttemptResult(attempt.id, {
+          status: change.status,
+          ...(change.channelRef ? { channelRef: change.channelRef } : {}),
+          ...(change.failure ? { failure: change.failure } : {}),
+        });
+        return { status: "applied", reason: null };
+      }
+      case "refund": {
+        const refund = await this.payments.reads.refund(change.refundId, null);
+        if (!refund || refund.channel !== channelId) return { status: "rejected", reason: `no refund ${change.refundId} on channel ${channelId}` };
+        if (refund.status !== "pending") return { status: "duplicate", reason: null };
+        await this.refunds.settle(refund.id, { status: change.status, ...(change.channelRef ? { channelRef: change.channelRef } : {}), ...(change.failure ? { failure: change.failure } : {}) });
+        return { status: "applied", reason: null };
+      }
+      case "payout": {
+        const payout = await this.payments.reads.payout(change.payoutId, null);
+        if (!payout || payout.channel !== channelId) return { status: "rejected", reason: `no payout ${change.payoutId} on channel ${channelId}` };
+        const before = payout.status;
+        const after = await this.payouts.settle(payout.id, { status: change.status, ...(change.channelRef ? { channelRef: change.channelRef } : {}), ...(change.failure ? { failure: change.failure } : {}) });
+        return { status: after.status === before ? "duplicate" : "applied", reason: null };
+      }
+    }
+  }
+}
