@@ -9,7 +9,7 @@ import { ulid } from "../kernel/ids.ts";
 import type { ChannelNotificationsTable } from "../db/schema.ts";
 import type { PayoutService } from "./payouts.ts";
 import type { RefundService } from "./refunds.ts";
-import type { PaymentService } from "./service.ts";
+import { EXPIRED_BY_TALLY, type PaymentService } from "./service.ts";
 import { commitUnit } from "./unit-of-work.ts";
 
 /** Headers never kept with a stored notification. */
@@ -119,6 +119,10 @@ export class NotificationInbox {
         if (change.amount !== undefined && change.amount !== attempt.amount) {
           this.logger.error({ attempt: attempt.id, notified: change.amount.toString(), expected: attempt.amount.toString() }, "notification amount differs from the attempt's");
           return { status: "rejected", reason: `amount ${change.amount} differs from the attempt's ${attempt.amount}` };
+        }
+        if (attempt.status === "failed" && attempt.failure?.channelCode === EXPIRED_BY_TALLY && change.status === "succeeded") {
+          await this.payments.applyLateSuccess(attempt.id, change.channelRef);
+          return { status: "applied", reason: "late success after expiry: booked to suspense" };
         }
         if (attempt.status === "succeeded" || attempt.status === "failed") {
           const same = (attempt.status === "succeeded") === (change.status === "succeeded");

@@ -58,7 +58,14 @@ export const AttemptCreate = Type.Object(
 );
 
 const Capture = Type.Object({ amount: Type.Optional(Amount) }, { additionalProperties: false });
-const Empty = Type.Object({}, { additionalProperties: false });
+
+/** A body that may be absent (capture, cancel): absent = {}; otherwise an object of known fields. */
+function optionalBody(body: unknown, fields: readonly string[]): Record<string, unknown> {
+  if (body === undefined || body === null) return {};
+  if (typeof body !== "object" || Array.isArray(body)) throw new ApiError("validation_failed", "the body must be a JSON object");
+  for (const key of Object.keys(body)) if (!fields.includes(key)) throw new ApiError("validation_failed", `unknown field "${key}"`, key);
+  return body as Record<string, unknown>;
+}
 
 const RefundCreate = Type.Object(
   { id: Type.Optional(Id), amount: Amount, reason: Type.Optional(Type.String({ maxLength: 256, pattern: NO_NUL })) },
@@ -217,10 +224,13 @@ export function registerPaymentRoutes(app: FastifyInstance, deps: PaymentRouteDe
 
   app.post(
     "/v1/payments/:id/capture",
-    { config: { scope: "payments:write" }, schema: { tags: ["payments"], summary: "Capture a held (manual) payment", params: IdParams, body: Type.Optional(Capture) } },
+    { config: { scope: "payments:write" }, schema: { tags: ["payments"], summary: "Capture a held (manual) payment; body optional", params: IdParams } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const body = (request.body ?? {}) as Static<typeof Capture>;
+      const body = optionalBody(request.body, ["amount"]) as Static<typeof Capture>;
+      if (body.amount !== undefined && !((typeof body.amount === "number" && Number.isSafeInteger(body.amount)) || (typeof body.amount === "string" && /^[1-9][0-9]{0,15}$/.test(body.amount)))) {
+        throw new ApiError("validation_failed", "amount must be a positive integer in minor units", "amount");
+      }
       return respond<Payment>(request, reply, async (p) => json(200, await payments.paymentView(p)), (extra) =>
         payments.capture(id, merchantOf(request), parseAmount(body.amount, "amount"), extra),
       );
@@ -229,9 +239,10 @@ export function registerPaymentRoutes(app: FastifyInstance, deps: PaymentRouteDe
 
   app.post(
     "/v1/payments/:id/cancel",
-    { config: { scope: "payments:write" }, schema: { tags: ["payments"], summary: "Cancel a payment", params: IdParams, body: Type.Optional(Empty) } },
+    { config: { scope: "payments:write" }, schema: { tags: ["payments"], summary: "Cancel a payment; body `{}` or none", params: IdParams } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
+      optionalBody(request.body, []);
       return respond<Payment>(request, reply, async (p) => json(200, await payments.paymentView(p)), (extra) => payments.cancel(id, merchantOf(request), extra));
     },
   );

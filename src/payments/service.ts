@@ -355,6 +355,28 @@ export class PaymentService {
     });
   }
 
+  /**
+   * A channel reports money for an attempt Tally itself closed when its payment expired: the one
+   * case where a failed attempt turns out to have succeeded. The money is real, so it is booked,
+   * to the channel's suspense account (the payment stays expired), and an event tells operators
+   * to refund or reconcile it by hand.
+   */
+  async applyLateSuccess(attemptId: string, channelRef: string | undefined): Promise<Attempt | null> {
+    const first = await this.reads.attempt(attemptId);
+    if (!first || first.flow !== "pay_in") return null;
+    return this.lock.run(first.parentId, async () => {
+      const attempt = (await this.reads.attempt(attemptId))!;
+      if (attempt.status !== "failed" || attempt.failure?.channelCode !== EXPIRED_BY_TALLY) return attempt;
+      const payment = (await this.reads.payment(attempt.parentId, null))!;
+      const now = this.nowUs();
+      const reopened: Attempt = { ...attempt, status: "pending", failure: null };
+      const settlement = settleAttempt(payment, reopened, { status: "succeeded", ...(channelRef ? { channelRef } : {}) }, now, null)!;
+      this.ctx.logger.warn({ payment: payment.id, attempt: attempt.id }, "a channel reported money for an expired payment; parked in suspense");
+      await this.ensurePlatformAccount(suspenseAccountId(attempt.channel, attempt.currency), attempt.currency, "credit");
+      return this.commitState(payment, settlement.attempt, settlement.transfers, settlement.events, settlement.attempt);
+    });
+  }
+
   async capture(paymentId: string, merchantId: string | null, amount: bigint | undefined, extra?: Extra<Payment>): Promise<Payment> {
     return this.lock.run(paymentId, async () => {
       const payment = await this.getPayment(paymentId, merchantId);
@@ -455,7 +477,7 @@ export class PaymentService {
         if (payment.status === "processing") {
           if (latest?.status !== "pending") return false;
           const now = this.nowUs();
-          const closed: Attempt = { ...latest, status: "failed", failure: failure("expired", "EXPIRED", "the payment expired before the payer finished"), updatedAt: now, settledAt: now, nextRequeryAt: null };
+          const closed: Attempt = { ...latest, status: "failed", failure: failure("expired", EXPIRED_BY_TALLY, "the payment expired before the payer finished"), updatedAt: now, settledAt: now, nextRequeryAt: null };
           await this.expireNow(payment, closed);
           return true;
         }
@@ -471,6 +493,9 @@ export class PaymentService {
     return attemptJson(attempt);
   }
 }
+
+/** The channel code of an attempt Tally closed because its payment expired. */
+export const EXPIRED_BY_TALLY = "TALLY_EXPIRED";
 
 /** Ledger results that read as business errors of the payments API. */
 const ERROR_LIKE: Record<string, true> = { exceeds_credits: true, exceeds_debits: true, exceeds_pending_transfer_amount: true, credit_account_not_found: true, debit_account_not_found: true, currency_mismatch: true };
