@@ -6,29 +6,7 @@ import { ManualClock } from "../../src/kernel/clock.ts";
 import { DIALECTS } from "../support/databases.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 
-let seq = 0;
-const nextId = (prefix: string) => `${prefix}-${++seq}`;
-
-export async function account(app: TestApp, id: string, fields: Record<string, unknown> = {}) {
-  const res = await app.request("POST", "/v1/ledger/accounts", { id, currency: "CNY", ...fields });
-  assert.equal(res.status, 201, res.text);
-}
-
-export async function balances(app: TestApp, id: string) {
-  const res = await app.request("GET", `/v1/ledger/accounts/${id}`);
-  assert.equal(res.status, 200, res.text);
-  return res.body as { debits_pending: number; debits_posted: number; credits_pending: number; credits_posted: number };
-}
-
-export async function createPayment(app: TestApp, fields: Record<string, unknown> = {}) {
-  const res = await app.request("POST", "/v1/payments", { id: nextId("order"), amount: 250000, currency: "CNY", merchant_account_id: "wallet:store:17", ...fields });
-  assert.equal(res.status, 201, res.text);
-  return res.body;
-}
-
-export async function attempt(app: TestApp, paymentId: string, simulator: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-  return app.request("POST", `/v1/payments/${paymentId}/attempts`, { method: "simulator", simulator, ...extra });
-}
+import { account, attempt, balances, createPayment, nextId } from "../support/payments.ts";
 
 async function events(app: TestApp, type: string) {
   const rows = await app.tally.db.read.selectFrom("outbox_events").selectAll().where("type", "=", type).execute();
