@@ -38,6 +38,8 @@ export interface NextAction {
   readonly type: "redirect" | "qr_code" | "none";
   readonly url?: string;
   readonly qr?: string;
+  /** Signed parameters the payer's client hands to the channel's own SDK (WeChat JSAPI's `requestPayment`). */
+  readonly params?: Readonly<Record<string, string>>;
 }
 
 /** The outcome of a pay-in attempt as the channel reports it. */
