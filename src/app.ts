@@ -15,6 +15,7 @@ import { createLedgerStore } from "./ledger/store.ts";
 import { createLogger } from "./ops/logger.ts";
 import type { Channel } from "./channels/channel.ts";
 import { Router } from "./channels/routing.ts";
+import { configuredChannels } from "./channels/configured.ts";
 import { SimulatorChannel, defaultSimulatorSettings, type SimulatorSettings } from "./channels/simulator/index.ts";
 import { NotificationInbox, PaymentService, PayoutService, RefundService, registerNotifyRoutes, registerPaymentRoutes } from "./payments/index.ts";
 import { Vault, loadOrCreateMasterKey } from "./vault/vault.ts";
@@ -82,6 +83,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   const channels = new Map<string, Channel>();
   const simulator = config.simulator ? new SimulatorChannel({ ...defaultSimulatorSettings, ...options.simulator }, () => clock.nowMs()) : null;
   if (simulator) channels.set(simulator.id, simulator);
+  for (const channel of configuredChannels(config.channelSettings, () => clock.nowMs())) channels.set(channel.id, channel);
   for (const channel of options.channels ?? []) channels.set(channel.id, channel);
   const router = new Router(channels, { ...(config.routingFile ? { file: config.routingFile } : {}), logger, nowMs: () => clock.nowMs() });
   let baseUrl = config.publicUrl ?? `http://localhost:${config.port}`;

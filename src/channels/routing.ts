@@ -201,10 +201,12 @@ export class Router {
     if (rule) {
       weighted = rule.channels.filter((c) => flowOk(c.channel)).map((c) => ({ ...c }));
     } else {
-      // No rule: the channel named like the method, else any channel that serves it.
+      // No rule: the channel named like the method alone (no silent failover to another
+      // provider); where no such channel is configured, any channel that serves the method
+      // (a fresh install's simulator serves every method, so the whole flow can be tried).
       const ids = [...this.channels.keys()].filter(flowOk);
-      ids.sort((a, b) => Number(b === ctx.method) - Number(a === ctx.method));
-      weighted = ids.map((channel, i) => ({ channel, weight: i === 0 ? 1 : 0 }));
+      const named = ids.filter((id) => id === ctx.method);
+      weighted = (named.length > 0 ? named : ids).map((channel, i) => ({ channel, weight: i === 0 ? 1 : 0 }));
     }
     const healthy = weighted.filter((c) => this.breaker(c.channel).available());
     if (healthy.length === 0) return [];

@@ -55,6 +55,8 @@ export interface Config {
   readonly routingFile: string | undefined;
   /** The sandbox channel; on by default so a fresh machine can take a payment end to end. */
   readonly simulator: boolean;
+  /** Settings of the real channel connectors (TALLY_ALIPAY_*, TALLY_WECHAT_*): channels/configured.ts reads them. */
+  readonly channelSettings: Readonly<Record<string, string>>;
   readonly limits: Limits;
 }
 
@@ -110,6 +112,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     vaultKeyFile: env.TALLY_VAULT_KEY_FILE || "./data/vault.key",
     routingFile: env.TALLY_ROUTING_FILE || undefined,
     simulator: (env.TALLY_SIMULATOR ?? "on") !== "off",
+    channelSettings: Object.fromEntries(
+      Object.entries(env).filter((e): e is [string, string] => /^TALLY_(ALIPAY|WECHAT)_/.test(e[0]) && typeof e[1] === "string"),
+    ),
     limits,
   };
 }
