@@ -19,6 +19,9 @@ import { configuredChannels } from "./channels/configured.ts";
 import { SimulatorChannel, defaultSimulatorSettings, type SimulatorSettings } from "./channels/simulator/index.ts";
 import { NotificationInbox, PaymentService, PayoutService, RefundService, registerNotifyRoutes, registerPaymentRoutes } from "./payments/index.ts";
 import { Vault, loadOrCreateMasterKey } from "./vault/vault.ts";
+import { WebhookService, registerWebhookRoutes } from "./webhooks/index.ts";
+import { registerOpsRoutes } from "./ops/routes.ts";
+import { successRates } from "./ops/success-rates.ts";
 import { MetricsRegistry, coreMetrics } from "./ops/metrics.ts";
 
 export interface Tally {
@@ -34,9 +37,12 @@ export interface Tally {
   readonly payouts: PayoutService;
   readonly inbox: NotificationInbox;
   readonly router: Router;
+  readonly webhooks: WebhookService;
   readonly channels: ReadonlyMap<string, Channel>;
   /** Runs every payment job once (re-query, expiry, refund retries, payout polls); for tests. */
   runPaymentJobs(): Promise<void>;
+  /** Fans out new events and starts due webhook deliveries once; for tests. */
+  runWebhookJobs(): Promise<void>;
   /** Starts listening; resolves to the base URL. */
   listen(): Promise<string>;
   /** Graceful stop: no new requests, in-flight ones finish, every queued write commits or is refused. */
@@ -92,6 +98,29 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   const payouts = new PayoutService(payments, vault);
   const inbox = new NotificationInbox(payments, refunds, payouts, logger);
   simulator?.connect((notification) => inbox.receive("simulator", notification));
+  const webhooks = new WebhookService({ db, engine, clock, limits: config.limits, logger });
+
+  // Success rates of the last 24 hours for /metrics, refreshed by the jobs (a scrape never
+  // waits on a query).
+  const rates = registry.gauge("tally_channel_attempts_24h", "Settled channel attempts of the last 24 hours by flow, channel and outcome");
+  const effective = registry.gauge("tally_effective_success_rate_24h", "Effective success rate of the last 24 hours by flow and channel");
+  const refreshRates = async () => {
+    const now = clock.nowUs();
+    const r = await successRates(db, now - 86_400_000_000n, now + 1n, "channel");
+    for (const [flow, list] of [["pay_in", r.pay_in], ["payout", r.payout]] as const) {
+      for (const row of list) {
+        rates.set(row.succeeded, { flow, channel: row.key, outcome: "succeeded" });
+        rates.set(row.user_caused_failures, { flow, channel: row.key, outcome: "user_caused_failure" });
+        rates.set(row.system_failures, { flow, channel: row.key, outcome: "system_failure" });
+        if (row.effective_success_rate !== null) effective.set(row.effective_success_rate, { flow, channel: row.key });
+      }
+    }
+  };
+  const notifications = registry.gauge("tally_channel_notifications_total", "Channel notifications processed by this process, by channel and status");
+  notifications.collect(() => [...inbox.counts].map(([key, n]) => {
+    const [channel, status] = key.split(":");
+    return [{ channel: channel!, status: status! }, n];
+  }));
 
   const server = await buildServer(
     { db, logger, limits: config.limits, keys, idempotency, metrics: registry, core, isShuttingDown: () => shuttingDown },
@@ -99,6 +128,8 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       registerLedgerRoutes(app, { engine, queries, clock, limits: config.limits, idempotency });
       registerPaymentRoutes(app, { payments, refunds, payouts, limits: config.limits, idempotency });
       registerNotifyRoutes(app, { inbox, db });
+      registerWebhookRoutes(app, { webhooks, idempotency });
+      registerOpsRoutes(app, { db, clock });
     },
   );
 
@@ -107,6 +138,11 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     await payments.expireDue();
     await refunds.retryPending();
     await payouts.pollOpen();
+    await refreshRates();
+  };
+  const runWebhookJobs = async () => {
+    await webhooks.fanOut();
+    await webhooks.deliverDue();
   };
 
   const timers: NodeJS.Timeout[] = [];
@@ -129,6 +165,17 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
           .finally(() => (jobRunning = false));
       }, config.limits.paymentJobIntervalMs),
     );
+    // Webhooks run on their own timer: a slow merchant endpoint never delays payment jobs.
+    let webhooksRunning = false;
+    timers.push(
+      setInterval(() => {
+        if (webhooksRunning || shuttingDown) return;
+        webhooksRunning = true;
+        runWebhookJobs()
+          .catch((err) => logger.warn({ err }, "webhook jobs failed; they run again shortly"))
+          .finally(() => (webhooksRunning = false));
+      }, config.limits.paymentJobIntervalMs),
+    );
     for (const t of timers) t.unref();
   }
 
@@ -148,6 +195,8 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     router,
     channels,
     runPaymentJobs,
+    webhooks,
+    runWebhookJobs,
     async listen() {
       await server.listen({ port: config.port, host: config.host });
       const address = server.server.address();
@@ -163,6 +212,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
         shuttingDown = true;
         for (const t of timers) clearInterval(t);
         simulator?.close();
+        await webhooks.idle();
         await server.close();
         await engine.close();
         await db.close();

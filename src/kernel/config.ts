@@ -40,6 +40,8 @@ export interface Limits {
   readonly webhookAttemptsMax: number;
   /** Webhook requests in flight at once, so a slow merchant cannot hold the process. */
   readonly webhookConcurrencyMax: number;
+  /** The first retry of a failed webhook waits this long; each next one twice as long (capped at an hour). */
+  readonly webhookRetryBaseMs: number;
 }
 
 export interface Config {
@@ -84,6 +86,7 @@ export const defaultLimits: Limits = {
   webhookTimeoutMs: 10_000,
   webhookAttemptsMax: 8,
   webhookConcurrencyMax: 16,
+  webhookRetryBaseMs: 10_000,
 };
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
