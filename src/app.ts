@@ -87,7 +87,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
 
   const vault = new Vault(loadOrCreateMasterKey(config.vaultKeyFile));
   const channels = new Map<string, Channel>();
-  const simulator = config.simulator ? new SimulatorChannel({ ...defaultSimulatorSettings, ...options.simulator }, () => clock.nowMs()) : null;
+  const simulator = config.simulator ? new SimulatorChannel({ ...defaultSimulatorSettings, latencyMs: config.simulatorLatencyMs, ...options.simulator }, () => clock.nowMs()) : null;
   if (simulator) channels.set(simulator.id, simulator);
   for (const channel of configuredChannels(config.channelSettings, () => clock.nowMs())) channels.set(channel.id, channel);
   for (const channel of options.channels ?? []) channels.set(channel.id, channel);

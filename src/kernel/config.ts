@@ -57,6 +57,8 @@ export interface Config {
   readonly routingFile: string | undefined;
   /** The sandbox channel; on by default so a fresh machine can take a payment end to end. */
   readonly simulator: boolean;
+  /** Added to each simulator call (a channel's round trip), for demos and crash tests. */
+  readonly simulatorLatencyMs: number;
   /** Settings of the real channel connectors (TALLY_ALIPAY_*, TALLY_WECHAT_*): channels/configured.ts reads them. */
   readonly channelSettings: Readonly<Record<string, string>>;
   readonly limits: Limits;
@@ -104,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyBytesMax: intFromEnv(env, "TALLY_BODY_BYTES_MAX", defaultLimits.bodyBytesMax, 1024, 64 * 1024 * 1024),
     batchBodyBytesMax: intFromEnv(env, "TALLY_BATCH_BODY_BYTES_MAX", defaultLimits.batchBodyBytesMax, 1024, 256 * 1024 * 1024),
     engineQueueTransfersMax: intFromEnv(env, "TALLY_ENGINE_QUEUE_MAX", defaultLimits.engineQueueTransfersMax, 1, 10_000_000),
+    channelTimeoutMs: intFromEnv(env, "TALLY_CHANNEL_TIMEOUT_MS", defaultLimits.channelTimeoutMs, 100, 120_000),
   };
   return {
     port: intFromEnv(env, "PORT", 8080, 0, 65535),
@@ -115,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     vaultKeyFile: env.TALLY_VAULT_KEY_FILE || "./data/vault.key",
     routingFile: env.TALLY_ROUTING_FILE || undefined,
     simulator: (env.TALLY_SIMULATOR ?? "on") !== "off",
+    simulatorLatencyMs: intFromEnv(env, "TALLY_SIMULATOR_LATENCY_MS", 0, 0, 600_000),
     channelSettings: Object.fromEntries(
       Object.entries(env).filter((e): e is [string, string] => /^TALLY_(ALIPAY|WECHAT)_/.test(e[0]) && typeof e[1] === "string"),
     ),

@@ -47,6 +47,7 @@ export async function startTestApp(options: {
     vaultKeyFile: join(tmpdir(), `tally-test-vault-${process.pid}.key`),
     routingFile: undefined,
     simulator: true,
+    simulatorLatencyMs: 0,
     channelSettings: {},
     ...options.config,
     limits: { ...defaultLimits, ...options.limits },
