@@ -5,6 +5,7 @@ import { openDatabase, redactUrl } from "../db/database.ts";
 import { migrate } from "../db/migrations.ts";
 import { ApiKeyStore, SCOPES } from "../http/api-keys.ts";
 import { loadConfig } from "../kernel/config.ts";
+import { seedDemo } from "../payments/demo.ts";
 
 const USAGE = `Usage: tally <command>
 
@@ -20,6 +21,10 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const tally = await createTally(config);
   const url = await tally.listen();
+  if (config.demo && tally.channels.has("simulator")) {
+    const cashier = await seedDemo(tally.payments);
+    if (cashier) console.log(`\nDemo: a payment of ¥2,500.00 is waiting. Open the cashier and pay it with the simulator:\n  ${cashier}\n`);
+  }
   if (!config.adminKey) {
     const existing = await tally.keys.count();
     console.log(

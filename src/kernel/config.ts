@@ -57,6 +57,8 @@ export interface Config {
   readonly routingFile: string | undefined;
   /** The sandbox channel; on by default so a fresh machine can take a payment end to end. */
   readonly simulator: boolean;
+  /** On an empty database, `serve` creates a demo merchant and payment and prints its cashier URL. */
+  readonly demo: boolean;
   /** Added to each simulator call (a channel's round trip), for demos and crash tests. */
   readonly simulatorLatencyMs: number;
   /** Settings of the real channel connectors (TALLY_ALIPAY_*, TALLY_WECHAT_*): channels/configured.ts reads them. */
@@ -118,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     vaultKeyFile: env.TALLY_VAULT_KEY_FILE || "./data/vault.key",
     routingFile: env.TALLY_ROUTING_FILE || undefined,
     simulator: (env.TALLY_SIMULATOR ?? "on") !== "off",
+    demo: (env.TALLY_DEMO ?? "on") !== "off",
     simulatorLatencyMs: intFromEnv(env, "TALLY_SIMULATOR_LATENCY_MS", 0, 0, 600_000),
     channelSettings: Object.fromEntries(
       Object.entries(env).filter((e): e is [string, string] => /^TALLY_(ALIPAY|WECHAT)_/.test(e[0]) && typeof e[1] === "string"),

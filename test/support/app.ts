@@ -48,6 +48,7 @@ export async function startTestApp(options: {
     routingFile: undefined,
     simulator: true,
     simulatorLatencyMs: 0,
+    demo: false,
     channelSettings: {},
     ...options.config,
     limits: { ...defaultLimits, ...options.limits },

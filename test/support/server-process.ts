@@ -104,6 +104,7 @@ async function startOn(
       TALLY_DATABASE_URL: options.databaseUrl,
       TALLY_ADMIN_KEY: options.adminKey ?? SERVER_ADMIN_KEY,
       TALLY_LOG_LEVEL: "warn",
+      TALLY_DEMO: "off",
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
