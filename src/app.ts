@@ -18,6 +18,7 @@ import { Router } from "./channels/routing.ts";
 import { SimulatorChannel, defaultSimulatorSettings, type SimulatorSettings } from "./channels/simulator/index.ts";
 import { NotificationInbox, PaymentService, PayoutService, RefundService, registerNotifyRoutes, registerPaymentRoutes } from "./payments/index.ts";
 import { Vault, loadOrCreateMasterKey } from "./vault/vault.ts";
+import { registerCheckoutRoutes } from "./checkout/index.ts";
 import { MetricsRegistry, coreMetrics } from "./ops/metrics.ts";
 
 export interface Tally {
@@ -96,6 +97,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     (app) => {
       registerLedgerRoutes(app, { engine, queries, clock, limits: config.limits, idempotency });
       registerPaymentRoutes(app, { payments, refunds, payouts, limits: config.limits, idempotency });
+      registerCheckoutRoutes(app, { payments, clock });
       registerNotifyRoutes(app, { inbox, db });
     },
   );
