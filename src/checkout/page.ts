@@ -149,7 +149,7 @@ function layout(lang: Lang, nonce: string, title: string, otherLangUrl: string |
   const other = lang === "en" ? "zh-CN" : "en";
   return (
     `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
-    `<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex, nofollow"><title>${escapeHtml(title)}</title>` +
+    `<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex, nofollow"><link rel="icon" href="data:,"><title>${escapeHtml(title)}</title>` +
     `<style nonce="${nonce}">${STYLE}</style></head><body><div class="page">` +
     `<header class="topbar"><span class="brand">${LOCK_ICON}${escapeHtml(t.brand)}</span>` +
     (otherLangUrl ? `<a class="lang" href="${escapeHtml(otherLangUrl)}" hreflang="${other}" lang="${other}">${escapeHtml(t.otherLang)}</a>` : "") +
@@ -164,8 +164,8 @@ export function renderCheckoutPage(view: CheckoutView, nonce: string): string {
   const summary =
     `<section class="summary"><p class="eyebrow">${escapeHtml(t.amountLabel)}</p><p class="amount" id="amount">${escapeHtml(view.amountText)}</p>` +
     `<h1 class="description" id="description">${escapeHtml(description)}</h1>` +
-    `<p class="meta"><span>${escapeHtml(t.orderNumber)} <span class="order-id">${escapeHtml(view.paymentId)}</span></span>` +
-    (PAYABLE_STATUSES.has(view.status) ? `<span>${escapeHtml(fill(t.payBefore, { time: view.expiresAtText }))}</span>` : "") +
+    `<p class="meta"><span class="meta-line">${escapeHtml(t.orderNumber)} <span class="order-id">${escapeHtml(view.paymentId)}</span></span>` +
+    (PAYABLE_STATUSES.has(view.status) ? `<span class="meta-line">${escapeHtml(fill(t.payBefore, { time: view.expiresAtText }))}</span>` : "") +
     `</p></section>`;
   const pay = PAYABLE_STATUSES.has(view.status) ? paySection(view) : "";
   const noscript = PAYABLE_STATUSES.has(view.status) ? `<noscript><p class="noscript">${escapeHtml(t.noscript)}</p></noscript>` : "";

@@ -60,7 +60,7 @@ describe("cashier over HTTP", () => {
       assert.match(res.text, /<html lang="en">/);
       assert.match(res.text, /<p class="amount" id="amount">CN¥2,500\.00<\/p>/);
       assert.ok(res.text.includes('<span class="method-name">Alipay</span>') && res.text.includes('<span class="method-name">WeChat Pay</span>'));
-      assert.ok(res.text.includes("3 × CN¥852.51") && res.text.includes("fee CN¥19.17 per month"));
+      assert.ok(res.text.includes("3 × CN¥852.51") && res.text.includes("fee CN¥19.17/mo"));
       assert.match(res.text, /Please pay before Mar 24, 16:30 \(UTC\+8\)/);
     }
     const zh = await app.request("GET", `${p.page}&lang=zh-CN`, undefined, { key: null, headers: { "accept-language": "en" } });
