@@ -155,7 +155,12 @@
   function refresh() {
     return fetch(data.statusUrl, { headers: { accept: "application/json" }, cache: "no-store", credentials: "omit" })
       .then(function (res) { return res.ok ? res.json() : null; })
-      .then(function (body) { if (body) applyStatus(body.status, body.failure, body.latest_attempt, true); });
+      .then(function (body) {
+        if (body) applyStatus(body.status, body.failure, body.latest_attempt, true);
+        else showWaiting(null);
+      })
+      // The outcome is recorded on the server; polling finds it once the network is back.
+      .catch(function () { showWaiting(null); });
   }
 
   function chosen(name) {
