@@ -22,6 +22,7 @@ import { Vault, loadOrCreateMasterKey } from "./vault/vault.ts";
 import { WebhookService, registerWebhookRoutes } from "./webhooks/index.ts";
 import { registerOpsRoutes } from "./ops/routes.ts";
 import { successRates } from "./ops/success-rates.ts";
+import { registerCheckoutRoutes } from "./checkout/index.ts";
 import { MetricsRegistry, coreMetrics } from "./ops/metrics.ts";
 
 export interface Tally {
@@ -127,6 +128,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     (app) => {
       registerLedgerRoutes(app, { engine, queries, clock, limits: config.limits, idempotency });
       registerPaymentRoutes(app, { payments, refunds, payouts, limits: config.limits, idempotency });
+      registerCheckoutRoutes(app, { payments, clock });
       registerNotifyRoutes(app, { inbox, db });
       registerWebhookRoutes(app, { webhooks, idempotency });
       registerOpsRoutes(app, { db, clock });

@@ -1,5 +1,5 @@
 // The payments module's public surface.
-export { PaymentService, type PaymentsContext } from "./service.ts";
+export { PaymentService, INSTALLMENT_PERIODS, type PaymentsContext } from "./service.ts";
 export { RefundService } from "./refunds.ts";
 export { PayoutService } from "./payouts.ts";
 export { NotificationInbox } from "./notifications.ts";
