@@ -4,7 +4,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { BrowserContext, Page } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { checkoutUrl, startBrowserRig, watchErrors, type BrowserRig } from "./browser.ts";
+
+const SHOTS = join("test-output", "cashier");
 
 const PHONE = { width: 375, height: 667 };
 
@@ -27,6 +31,12 @@ describe("cashier in a browser", () => {
     assert.equal(response?.status(), 200);
   }
 
+  /** Keeps a screenshot of the page's state in the test output (test-output/cashier/). */
+  async function snap(name: string): Promise<void> {
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  }
+
   async function done(): Promise<void> {
     assert.deepEqual(errors, [], "no script errors and no CSP violations");
     await context.close();
@@ -40,12 +50,14 @@ describe("cashier in a browser", () => {
   test("pays with the simulator, shows success and returns to the merchant", async () => {
     const { url } = await checkoutUrl(rig);
     await open(url);
+    await snap("01-open-zh-CN");
     assert.equal(await page.textContent("#amount"), "¥2,500.00");
     assert.equal(await page.isVisible("#sandbox-outcome"), false, "the sandbox selector shows only for the simulator");
     await choose("simulator", "succeeded");
     assert.equal(await page.isVisible("#plans"), false, "installment plans show only for Alipay");
     await page.click("#pay-button");
     await page.waitForSelector("#done-title:has-text('支付成功')");
+    await snap("02-succeeded");
     assert.equal(await page.locator("#pay-button").count(), 0, "the pay button is gone");
     await page.waitForSelector("#countdown:has-text('秒后自动返回商户')");
     await page.waitForURL(`${rig.merchantUrl}/orders/0001`, { timeout: 10_000 });
@@ -60,6 +72,7 @@ describe("cashier in a browser", () => {
     await page.click("#pay-button");
     await page.waitForSelector("#notice:visible");
     assert.match((await page.textContent("#notice-text"))!, /银行或支付机构拒绝了这笔付款/);
+    await snap("03-declined-retry");
     assert.equal(await page.textContent("#pay-label"), "重新支付");
     assert.equal(await page.isEnabled("#pay-button"), true);
     await choose("simulator", "succeeded");
@@ -78,6 +91,7 @@ describe("cashier in a browser", () => {
     await page.click("#pay-button");
     await page.waitForSelector("#waiting-section:visible");
     assert.equal(await page.textContent("#waiting-title"), "正在确认支付结果");
+    await snap("04-pending");
     const payment = await rig.app.request("GET", `/v1/payments/${id}`);
     assert.equal(payment.body.status, "processing");
     const attemptId = payment.body.attempts[0].id as string;
@@ -101,6 +115,7 @@ describe("cashier in a browser", () => {
     assert.equal(await page.textContent("label.method[data-method='alipay'] .method-name"), "Alipay");
     assert.equal(await page.isVisible("#plans"), true, "Alipay is chosen first and shows its plans");
     assert.match((await page.textContent("#plans"))!, /3 × CN¥852\.51.*fee CN¥19\.17\/mo/);
+    await snap("05-open-en-installments");
     await choose("simulator", "channel_error");
     await page.click("#pay-button");
     await page.waitForSelector("#notice:visible");
@@ -138,6 +153,7 @@ describe("cashier in a browser", () => {
     assert.equal((await rig.app.request("POST", `/v1/payments/${canceled.id}/cancel`, {})).status, 200);
     await open(canceled.url);
     assert.equal(await page.textContent("#done-title"), "订单已取消");
+    await snap("06-canceled");
     assert.equal(await page.locator("#pay-button").count(), 0);
     await done();
 
@@ -145,6 +161,7 @@ describe("cashier in a browser", () => {
     await rig.app.tally.db.kysely.updateTable("payments").set({ expires_at: BigInt(Date.now() - 1000) * 1000n }).where("id", "=", expired.id).execute();
     await open(`${expired.url}&lang=en`);
     assert.equal(await page.textContent("#done-title"), "Payment expired");
+    await snap("07-expired-en");
     assert.equal(await page.locator("#pay-button").count(), 0);
     assert.equal(await page.getAttribute("#return-link", "href"), `${rig.merchantUrl}/orders/0001`);
     await done();
