@@ -11,6 +11,7 @@ import { postgresCeiling, sqliteCeiling } from "./ceilings.ts";
 import { BENCH_ACCOUNTS, engineThroughput, openEngine } from "./engine.ts";
 import { growth } from "./growth.ts";
 import { multiProcessPostgres } from "./pg-multi.ts";
+import { paymentsThroughput, setUpMerchant } from "./payments.ts";
 import { startProcess } from "./server.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
 
@@ -153,6 +154,32 @@ async function main(): Promise<void> {
   } finally {
     await tally.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+
+  // Payments over HTTP with the simulator channel: create + pay, 32 clients at once.
+  const payDir = mkdtempSync(join(tmpdir(), "tally-bench-pay-"));
+  const payServer = await startProcess(
+    "src/cli/main.ts",
+    ["serve"],
+    { TALLY_DATABASE_URL: `sqlite:${join(payDir, "tally.db")}`, TALLY_ADMIN_KEY: ADMIN_KEY, TALLY_LOG_LEVEL: "warn", TALLY_DEMO: "off", TALLY_VAULT_KEY_FILE: join(payDir, "vault.key") },
+    "/healthz",
+  );
+  try {
+    const auth = { authorization: `Bearer ${ADMIN_KEY}` };
+    await setUpMerchant(payServer.url, auth);
+    await paymentsThroughput(payServer.url, auth, 1, 32); // warm-up
+    const rates: number[] = [];
+    const p99s: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const res = await paymentsThroughput(payServer.url, auth, httpSeconds, 32);
+      rates.push(res.paymentsPerSecond);
+      p99s.push(res.p99Ms);
+    }
+    record("http_payments_per_s", figure(rates), "ceiling_http_echo_rps");
+    record("http_payments_p99_ms", figure(p99s));
+  } finally {
+    await payServer.stop();
+    rmSync(payDir, { recursive: true, force: true });
   }
 
   // Growth: throughput and query latency as the ledger fills (SQLite, 10 000 accounts).
