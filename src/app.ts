@@ -217,6 +217,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
         await webhooks.idle();
         await server.close();
         await engine.close();
+        await payments.close();
         await db.close();
       })();
       return closing;

@@ -12,10 +12,10 @@ import type { Clock } from "../kernel/clock.ts";
 import type { Limits } from "../kernel/config.ts";
 import { ApiError } from "../kernel/errors.ts";
 import { ulid } from "../kernel/ids.ts";
-import { KeyedLock } from "../kernel/keyed-lock.ts";
 import { canTransition, transition } from "../kernel/state-machine.ts";
 import type { PostingEngine } from "../ledger/engine.ts";
 import type { Database } from "../db/database.ts";
+import { createNamedLock, type NamedLock } from "../db/named-lock.ts";
 import {
   PAYMENT_TRANSITIONS,
   TERMINAL_PAYMENT_STATUSES,
@@ -77,12 +77,20 @@ export function requestHash(fields: Record<string, unknown>): string {
 
 export class PaymentService {
   readonly reads: PaymentReads;
-  /** Serialises the commands of one payment (and of its refunds) in this process. */
-  readonly lock = new KeyedLock();
+  /**
+   * Serialises the commands of one payment (and of its refunds), and of one payout source
+   * account, across every process that shares the database.
+   */
+  readonly lock: NamedLock;
   private readonly knownAccounts = new Set<string>();
 
   constructor(readonly ctx: PaymentsContext) {
     this.reads = new PaymentReads(ctx.db);
+    this.lock = createNamedLock(ctx.db);
+  }
+
+  async close(): Promise<void> {
+    await this.lock.close();
   }
 
   private nowUs(): bigint {

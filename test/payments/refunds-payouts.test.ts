@@ -177,3 +177,36 @@ for (const dialect of DIALECTS) {
     }
   });
 }
+
+describe("two Tally processes on one PostgreSQL database", () => {
+  let a: TestApp;
+  let b: TestApp;
+  before(async () => {
+    a = await startTestApp({ dialect: "postgres", label: "twoproc" });
+    // A second instance on the same database: its own engine, locks and caches, like a process.
+    b = await startTestApp({ dialect: "postgres", label: "twoproc", config: { databaseUrl: a.database.url } });
+    await account(a, "wallet:store:17");
+  });
+  after(async () => {
+    await b.close();
+    await a.close();
+  });
+
+  test("refunds sent to both at once never exceed what was captured", async () => {
+    const p = await paidPayment(a, 10000);
+    const tries = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? a : b).request("POST", `/v1/payments/${p.id}/refunds`, { amount: 3000 })));
+    assert.equal(tries.filter((t) => t.status === 201).length, 3, tries.map((t) => t.text).join("\n"));
+    assert.ok(tries.filter((t) => t.status !== 201).every((t) => t.body.error.code === "refund_exceeds_captured"));
+    assert.equal((await b.request("GET", `/v1/payments/${p.id}`)).body.amount_refunded, 9000);
+  });
+
+  test("payouts sent to both at once never spend more than is available", async () => {
+    await account(a, "wallet:two");
+    const p = await createPayment(a, { amount: 10000, merchant_account_id: "wallet:two" });
+    await attempt(a, p.id, { outcome: "succeeded" });
+    const tries = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? a : b).request("POST", "/v1/payouts", { amount: 3000, currency: "CNY", source_account_id: "wallet:two", destination })));
+    assert.equal(tries.filter((t) => t.status === 201).length, 3, tries.map((t) => t.text).join("\n"));
+    const end = await balances(b, "wallet:two");
+    assert.equal(end.credits_posted - end.debits_posted - end.debits_pending, 1000);
+  });
+});
