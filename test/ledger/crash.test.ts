@@ -244,8 +244,9 @@ async function loadAndSignal(
   workload.signalled = true;
   server.kill(signal);
   const signalledAtMs = Date.now();
-  // SIGKILL: every open request fails at once. SIGTERM: clients go on until the server refuses.
-  if (signal === "SIGKILL") stop = true;
+  // Clients go on until the process is gone: under load the kill can take effect only after the
+  // requests in flight at the signal were answered, and the requests sent meanwhile are the ones
+  // that lose their connection (SIGKILL). SIGTERM: they go on until the server refuses.
   await server.exited;
   stop = true;
   await Promise.all(clients);
