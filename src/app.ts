@@ -23,6 +23,12 @@ import { WebhookService, registerWebhookRoutes } from "./webhooks/index.ts";
 import { registerOpsRoutes } from "./ops/routes.ts";
 import { successRates } from "./ops/success-rates.ts";
 import { registerCheckoutRoutes } from "./checkout/index.ts";
+import { CustodyBanks } from "./escrow/banks.ts";
+import { AgreementService } from "./escrow/service.ts";
+import { registerEscrowRoutes } from "./escrow/routes.ts";
+import { ArrivalInbox } from "./arrivals/service.ts";
+import { registerCustodyRoutes } from "./arrivals/routes.ts";
+import { ReconciliationService } from "./reconciliation/service.ts";
 import { MetricsRegistry, coreMetrics } from "./ops/metrics.ts";
 
 export interface Tally {
@@ -39,6 +45,10 @@ export interface Tally {
   readonly inbox: NotificationInbox;
   readonly router: Router;
   readonly webhooks: WebhookService;
+  readonly agreements: AgreementService;
+  readonly arrivals: ArrivalInbox;
+  readonly reconciliations: ReconciliationService;
+  readonly banks: CustodyBanks;
   readonly channels: ReadonlyMap<string, Channel>;
   /** Runs every payment job once (re-query, expiry, refund retries, payout polls); for tests. */
   runPaymentJobs(): Promise<void>;
@@ -100,6 +110,39 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   const inbox = new NotificationInbox(payments, refunds, payouts, logger);
   simulator?.connect((notification) => inbox.receive("simulator", notification));
   const webhooks = new WebhookService({ db, engine, clock, limits: config.limits, logger });
+  const banks = new CustodyBanks(clock);
+  const agreements = new AgreementService({ db, engine, clock, limits: config.limits, logger, vault, banks, lock: payments.lock });
+  const arrivals = new ArrivalInbox(agreements, logger);
+  const reconciliations = new ReconciliationService(agreements, arrivals, logger);
+  banks.connect(async (bank, kind, body, type) =>
+    kind === "notice" ? arrivals.receive(bank, body, type) : (await reconciliations.receive(bank, body, type)).reconciliation.id,
+  );
+  const custodyNotices = registry.gauge("tally_custody_notices_total", "Custody notices processed by this process, by bank and status");
+  custodyNotices.collect(() => [...arrivals.counts].map(([key, n]) => {
+    const [bank, status] = key.split(":");
+    return [{ bank: bank!, status: status! }, n];
+  }));
+  const quarantinedGauge = registry.gauge("tally_custody_entries_quarantined", "Entries waiting in quarantine, by bank");
+  const unmatchedGauge = registry.gauge("tally_custody_entries_unmatched", "Entries waiting in the manual queue, by bank");
+  const oldestGauge = registry.gauge("tally_custody_unmatched_oldest_seconds", "Age of the oldest unmatched entry, by bank");
+  const matchRateGauge = registry.gauge("tally_custody_match_rate", "Share of applied credit entries matched automatically, by bank");
+  const refreshCustody = async () => {
+    const rows = await db.read
+      .selectFrom("custody_entries")
+      .select((eb) => ["bank", "status", eb.fn.countAll<number>().as("n"), eb.fn.min<bigint>("created_at").as("oldest")])
+      .groupBy(["bank", "status"])
+      .execute();
+    const byBank = new Map<string, Record<string, { n: number; oldest: bigint }>>();
+    for (const r of rows) byBank.set(r.bank, { ...byBank.get(r.bank), [r.status]: { n: Number(r.n), oldest: BigInt(r.oldest) } });
+    for (const [bank, s] of byBank) {
+      quarantinedGauge.set(s.quarantined?.n ?? 0, { bank });
+      unmatchedGauge.set(s.unmatched?.n ?? 0, { bank });
+      oldestGauge.set(s.unmatched ? Number(clock.nowUs() - s.unmatched.oldest) / 1e6 : 0, { bank });
+      const matched = s.matched?.n ?? 0;
+      const unmatched = s.unmatched?.n ?? 0;
+      if (matched + unmatched > 0) matchRateGauge.set(matched / (matched + unmatched), { bank });
+    }
+  };
 
   // Success rates of the last 24 hours for /metrics, refreshed by the jobs (a scrape never
   // waits on a query).
@@ -129,6 +172,8 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       registerLedgerRoutes(app, { engine, queries, clock, limits: config.limits, idempotency });
       registerPaymentRoutes(app, { payments, refunds, payouts, limits: config.limits, idempotency });
       registerCheckoutRoutes(app, { payments, clock });
+      registerEscrowRoutes(app, { agreements, inbox: arrivals, reconciliations, banks, limits: config.limits, idempotency });
+      registerCustodyRoutes(app, { db, inbox: arrivals, reconciliations, limits: config.limits });
       registerNotifyRoutes(app, { inbox, db });
       registerWebhookRoutes(app, { webhooks, idempotency });
       registerOpsRoutes(app, { db, clock });
@@ -141,6 +186,11 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     await refunds.retryPending();
     await payouts.pollOpen();
     await refreshRates();
+    await agreements.retryBanks();
+    await agreements.expireDue();
+    await agreements.pollPayouts();
+    await arrivals.processPending();
+    await refreshCustody();
   };
   const runWebhookJobs = async () => {
     await webhooks.fanOut();
@@ -199,6 +249,10 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     runPaymentJobs,
     webhooks,
     runWebhookJobs,
+    agreements,
+    arrivals,
+    reconciliations,
+    banks,
     async listen() {
       await server.listen({ port: config.port, host: config.host });
       const address = server.server.address();
@@ -215,6 +269,8 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
         for (const t of timers) clearInterval(t);
         simulator?.close();
         await webhooks.idle();
+        banks.close();
+        await arrivals.idle();
         await server.close();
         await engine.close();
         await payments.close();

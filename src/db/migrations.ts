@@ -303,6 +303,176 @@ const steps: Record<string, Step> = {
       .addColumn("position", "bigint", (c) => c.notNull())
       .execute();
   },
+
+  // Numbered 0006: 0004 (vault) and 0005 (security) are added beside it.
+  "0006_escrow": async (db, dialect) => {
+    const blob = dialect === "sqlite" ? "blob" : "bytea";
+    await db.schema
+      .createTable("agreements")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("merchant_id", "text")
+      .addColumn("ledger_key", "text", (c) => c.notNull().unique())
+      .addColumn("contract_ref", "text")
+      .addColumn("amount_due", "bigint", (c) => c.notNull())
+      .addColumn("currency", "text", (c) => c.notNull())
+      .addColumn("custody_bank", "text", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("amount_received", "bigint", (c) => c.notNull())
+      .addColumn("amount_released", "bigint", (c) => c.notNull())
+      .addColumn("amount_refunded", "bigint", (c) => c.notNull())
+      .addColumn("amount_converted", "bigint", (c) => c.notNull())
+      .addColumn("amount_pending_out", "bigint", (c) => c.notNull())
+      .addColumn("virtual_account_number", "text", (c) => c.unique())
+      .addColumn("virtual_account_name", "text")
+      .addColumn("escrow_account_id", "text", (c) => c.notNull())
+      .addColumn("payer", "text", (c) => c.notNull())
+      .addColumn("payer_masked", "text", (c) => c.notNull())
+      .addColumn("payer_name_index", "text", (c) => c.notNull())
+      .addColumn("payee", "text", (c) => c.notNull())
+      .addColumn("payee_masked", "text", (c) => c.notNull())
+      .addColumn("agent_account_id", "text")
+      .addColumn("expires_at", "bigint")
+      .addColumn("metadata", "text")
+      .addColumn("bank_attempts", "integer", (c) => c.notNull())
+      .addColumn("next_bank_attempt_at", "bigint")
+      .addColumn("bank_reason", "text")
+      .addColumn("request_hash", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .addColumn("version", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("agreements_merchant_created").on("agreements").columns(["merchant_id", "created_at", "id"]).execute();
+    await db.schema.createIndex("agreements_contract_ref").on("agreements").column("contract_ref").execute();
+    await db.schema.createIndex("agreements_payer_name").on("agreements").columns(["payer_name_index", "status"]).execute();
+    await db.schema
+      .createIndex("agreements_bank_retry")
+      .on("agreements")
+      .column("next_bank_attempt_at")
+      .where(sql.ref("next_bank_attempt_at"), "is not", null)
+      .execute();
+    await db.schema
+      .createTable("custody_documents")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("bank", "text", (c) => c.notNull())
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("received_at", "bigint", (c) => c.notNull())
+      .addColumn("content_type", "text")
+      .addColumn("raw_body", blob as "blob", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("errors", "text")
+      .addColumn("profile_version", "integer")
+      .addColumn("processed_at", "bigint")
+      .execute();
+    await db.schema.createIndex("custody_documents_bank_status").on("custody_documents").columns(["bank", "status", "received_at"]).execute();
+    await db.schema.createIndex("custody_documents_received").on("custody_documents").columns(["received_at", "id"]).execute();
+    await db.schema
+      .createTable("custody_entries")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("document_id", "text", (c) => c.notNull())
+      .addColumn("position", "integer", (c) => c.notNull())
+      .addColumn("bank", "text", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("reason", "text")
+      .addColumn("bank_reference", "text")
+      .addColumn("account", "text")
+      .addColumn("amount", "bigint")
+      .addColumn("currency", "text")
+      .addColumn("direction", "text")
+      .addColumn("reversal", "integer", (c) => c.notNull())
+      .addColumn("payer_name", "text")
+      .addColumn("payer_name_index", "text")
+      .addColumn("remittance", "text")
+      .addColumn("booked_at", "bigint")
+      .addColumn("booking_date", "text")
+      .addColumn("arrival_id", "text")
+      .addColumn("agreement_id", "text")
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .addUniqueConstraint("custody_entries_position", ["document_id", "position"])
+      .execute();
+    await db.schema.createIndex("custody_entries_status").on("custody_entries").columns(["status", "bank", "created_at"]).execute();
+    await db.schema.createIndex("custody_entries_reference").on("custody_entries").columns(["bank", "bank_reference"]).execute();
+    await db.schema
+      .createTable("arrivals")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("agreement_id", "text")
+      .addColumn("bank", "text", (c) => c.notNull())
+      .addColumn("amount", "bigint", (c) => c.notNull())
+      .addColumn("currency", "text", (c) => c.notNull())
+      .addColumn("bank_reference", "text", (c) => c.notNull())
+      .addColumn("account", "text")
+      .addColumn("source", "text", (c) => c.notNull())
+      .addColumn("document_id", "text")
+      .addColumn("entry_id", "text")
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("booked_at", "bigint")
+      .addColumn("booking_date", "text")
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("created_by", "text")
+      .addColumn("reason", "text")
+      .addUniqueConstraint("arrivals_reference", ["bank", "bank_reference"])
+      .execute();
+    await db.schema.createIndex("arrivals_agreement").on("arrivals").columns(["agreement_id", "created_at"]).execute();
+    await db.schema.createIndex("arrivals_account_date").on("arrivals").columns(["bank", "account", "booking_date"]).execute();
+    await db.schema
+      .createTable("bank_profiles")
+      .addColumn("bank", "text", (c) => c.notNull())
+      .addColumn("version", "integer", (c) => c.notNull())
+      .addColumn("profile", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("created_by", "text")
+      .addPrimaryKeyConstraint("bank_profiles_pk", ["bank", "version"])
+      .execute();
+    await db.schema
+      .createTable("custody_payouts")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("agreement_id", "text", (c) => c.notNull())
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("ledger_key", "text", (c) => c.notNull().unique())
+      .addColumn("amount", "bigint", (c) => c.notNull())
+      .addColumn("currency", "text", (c) => c.notNull())
+      .addColumn("status", "text", (c) => c.notNull())
+      .addColumn("bank_transfer_id", "text")
+      .addColumn("failure", "text")
+      .addColumn("request_hash", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("custody_payouts_agreement").on("custody_payouts").columns(["agreement_id", "created_at"]).execute();
+    await db.schema.createIndex("custody_payouts_status").on("custody_payouts").columns(["status", "updated_at"]).execute();
+    await db.schema
+      .createTable("commissions")
+      .addColumn("agreement_id", "text", (c) => c.notNull())
+      .addColumn("event_id", "text", (c) => c.notNull())
+      .addColumn("amount", "bigint", (c) => c.notNull())
+      .addColumn("account_id", "text", (c) => c.notNull())
+      .addColumn("transfer_id", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addPrimaryKeyConstraint("commissions_pk", ["agreement_id", "event_id"])
+      .execute();
+    await db.schema
+      .createTable("reconciliations")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("bank", "text", (c) => c.notNull())
+      .addColumn("document_id", "text", (c) => c.notNull())
+      .addColumn("body_hash", "text", (c) => c.notNull())
+      .addColumn("summary", "text", (c) => c.notNull())
+      .addColumn("lines", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addUniqueConstraint("reconciliations_body", ["bank", "body_hash"])
+      .execute();
+    await db.schema
+      .createTable("escrow_audit")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("at", "bigint", (c) => c.notNull())
+      .addColumn("actor", "text", (c) => c.notNull())
+      .addColumn("action", "text", (c) => c.notNull())
+      .addColumn("object_id", "text", (c) => c.notNull())
+      .addColumn("reason", "text")
+      .addColumn("detail", "text")
+      .execute();
+    await db.schema.createIndex("escrow_audit_object").on("escrow_audit").columns(["object_id", "at"]).execute();
+  },
 };
 
 class CodeMigrationProvider implements MigrationProvider {
@@ -318,7 +488,9 @@ class CodeMigrationProvider implements MigrationProvider {
 
 /** Brings the schema up to date; safe to run from several processes at once. */
 export async function migrate(db: Database): Promise<string[]> {
-  const migrator = new Migrator({ db: db.kysely, provider: new CodeMigrationProvider(db.dialect) });
+  // Migrations of features built side by side may land out of name order (0006 before 0004):
+  // each only adds its own tables, so applying a missing earlier one later is safe.
+  const migrator = new Migrator({ db: db.kysely, provider: new CodeMigrationProvider(db.dialect), allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw new Error("database migration failed", { cause: error });
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);

@@ -232,6 +232,153 @@ export interface JobCursorsTable {
   position: bigint;
 }
 
+export interface AgreementsTable {
+  id: string;
+  merchant_id: string | null;
+  ledger_key: string;
+  contract_ref: string | null;
+  amount_due: bigint;
+  currency: string;
+  custody_bank: string;
+  status: string;
+  amount_received: bigint;
+  amount_released: bigint;
+  amount_refunded: bigint;
+  amount_converted: bigint;
+  /** Held for releases and refunds the bank has not confirmed yet. */
+  amount_pending_out: bigint;
+  virtual_account_number: string | null;
+  virtual_account_name: string | null;
+  escrow_account_id: string;
+  /** Payer and payee details, encrypted by the vault; the masked forms are shown. */
+  payer: string;
+  payer_masked: string;
+  payer_name_index: string;
+  payee: string;
+  payee_masked: string;
+  agent_account_id: string | null;
+  expires_at: bigint | null;
+  metadata: string | null;
+  bank_attempts: number;
+  next_bank_attempt_at: bigint | null;
+  bank_reason: string | null;
+  request_hash: string;
+  created_at: bigint;
+  updated_at: bigint;
+  version: bigint;
+}
+
+export interface CustodyDocumentsTable {
+  id: string;
+  bank: string;
+  kind: "notice" | "statement";
+  received_at: bigint;
+  content_type: string | null;
+  /** The body byte for byte as received. */
+  raw_body: Uint8Array;
+  status: "received" | "processed" | "quarantined";
+  errors: string | null;
+  profile_version: number | null;
+  processed_at: bigint | null;
+}
+
+export interface CustodyEntriesTable {
+  id: string;
+  document_id: string;
+  position: number;
+  bank: string;
+  status: "matched" | "unmatched" | "duplicate" | "quarantined" | "ignored";
+  reason: string | null;
+  bank_reference: string | null;
+  account: string | null;
+  amount: bigint | null;
+  currency: string | null;
+  direction: string | null;
+  reversal: number;
+  /** Payer name, encrypted; with its blind index for matching. */
+  payer_name: string | null;
+  payer_name_index: string | null;
+  remittance: string | null;
+  booked_at: bigint | null;
+  booking_date: string | null;
+  arrival_id: string | null;
+  agreement_id: string | null;
+  created_at: bigint;
+  updated_at: bigint;
+}
+
+export interface ArrivalsTable {
+  id: string;
+  agreement_id: string | null;
+  bank: string;
+  amount: bigint;
+  currency: string;
+  bank_reference: string;
+  account: string | null;
+  source: "notice" | "manual" | "statement_match";
+  document_id: string | null;
+  entry_id: string | null;
+  /** Held in the bank's suspense account until matched. */
+  status: "matched" | "unmatched" | "reversed";
+  booked_at: bigint | null;
+  booking_date: string | null;
+  created_at: bigint;
+  created_by: string | null;
+  reason: string | null;
+}
+
+export interface BankProfilesTable {
+  bank: string;
+  version: number;
+  profile: string;
+  created_at: bigint;
+  created_by: string | null;
+}
+
+export interface CustodyPayoutsTable {
+  id: string;
+  agreement_id: string;
+  kind: "release" | "refund";
+  ledger_key: string;
+  amount: bigint;
+  currency: string;
+  status: "pending" | "paid" | "failed";
+  bank_transfer_id: string | null;
+  failure: string | null;
+  request_hash: string;
+  created_at: bigint;
+  updated_at: bigint;
+}
+
+export interface CommissionsTable {
+  agreement_id: string;
+  event_id: string;
+  amount: bigint;
+  account_id: string;
+  transfer_id: string;
+  created_at: bigint;
+}
+
+export interface ReconciliationsTable {
+  id: string;
+  bank: string;
+  document_id: string;
+  body_hash: string;
+  summary: string;
+  lines: string;
+  created_at: bigint;
+}
+
+export interface EscrowAuditTable {
+  id: string;
+  at: bigint;
+  actor: string;
+  action: string;
+  object_id: string;
+  reason: string | null;
+  detail: string | null;
+}
+
 export interface Tables {
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
@@ -248,4 +395,13 @@ export interface Tables {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   job_cursors: JobCursorsTable;
+  agreements: AgreementsTable;
+  custody_documents: CustodyDocumentsTable;
+  custody_entries: CustodyEntriesTable;
+  arrivals: ArrivalsTable;
+  bank_profiles: BankProfilesTable;
+  custody_payouts: CustodyPayoutsTable;
+  commissions: CommissionsTable;
+  reconciliations: ReconciliationsTable;
+  escrow_audit: EscrowAuditTable;
 }

@@ -5,7 +5,7 @@ import type { Database } from "../db/database.ts";
 import { ulid } from "../kernel/ids.ts";
 
 /** Every scope Tally knows. `*` (the admin key's) grants all. */
-export const SCOPES = ["ledger:read", "ledger:write", "payments:read", "payments:write", "webhooks:write", "stats:read", "metrics:read", "keys:write"] as const;
+export const SCOPES = ["ledger:read", "ledger:write", "payments:read", "payments:write", "escrow:read", "escrow:write", "webhooks:write", "stats:read", "metrics:read", "keys:write"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface Principal {
@@ -14,6 +14,13 @@ export interface Principal {
   /** The merchant whose objects this key sees; null = the platform (admin) sees everything. */
   readonly merchantId: string | null;
   readonly scopes: ReadonlySet<string>;
+}
+
+/** A custody bank's own credential: it may send that bank's notices and statements only. */
+export const CUSTODY_SCOPE = /^custody:[a-z0-9-]{1,32}$/;
+
+export function hasCustodyScope(p: Principal, bank: string): boolean {
+  return p.scopes.has("*") || p.scopes.has(`custody:${bank}`);
 }
 
 export function hasScope(p: Principal, scope: Scope): boolean {
@@ -46,7 +53,9 @@ export class ApiKeyStore {
 
   async create(options: { scopes: readonly string[]; merchantId?: string | null; name?: string | null; expiresInDays?: number }): Promise<CreatedKey> {
     for (const s of options.scopes) {
-      if (s !== "*" && !(SCOPES as readonly string[]).includes(s)) throw new Error(`unknown scope "${s}"; known: ${SCOPES.join(", ")}, *`);
+      if (s !== "*" && !(SCOPES as readonly string[]).includes(s) && !CUSTODY_SCOPE.test(s)) {
+        throw new Error(`unknown scope "${s}"; known: ${SCOPES.join(", ")}, custody:<bank>, *`);
+      }
     }
     if (options.scopes.length === 0) throw new Error("a key needs at least one scope");
     const id = `key_${ulid()}`;

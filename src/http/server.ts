@@ -29,6 +29,8 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** The scope a caller's key must carry; absent = public. */
     scope?: Scope;
+    /** A key is required but the handler checks what it may do (custody banks' own credentials). */
+    authenticated?: boolean;
   }
 }
 
@@ -93,13 +95,14 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
       throw new UnavailableError("the server is shutting down; retry against another instance", 1);
     }
     const scope = request.routeOptions.config?.scope;
-    if (!scope) return;
+    const authenticated = request.routeOptions.config?.authenticated === true;
+    if (!scope && !authenticated) return;
     const header = request.headers.authorization;
     const match = typeof header === "string" ? /^Bearer ([\x21-\x7e]+)$/.exec(header) : null;
     if (!match) throw new ApiError("unauthenticated", "send an API key: Authorization: Bearer <key>");
     const principal = await deps.keys.verify(match[1]!);
     if (!principal) throw new ApiError("unauthenticated", "the API key is unknown, expired or revoked");
-    if (!hasScope(principal, scope)) throw new ApiError("forbidden", `this key lacks the ${scope} scope`);
+    if (scope && !hasScope(principal, scope)) throw new ApiError("forbidden", `this key lacks the ${scope} scope`);
     request.principal = principal;
   });
 

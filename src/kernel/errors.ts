@@ -36,6 +36,8 @@ export const ERROR_STATUS = {
   refund_exceeds_captured: 422,
   method_not_allowed: 422,
   no_available_channel: 503,
+  // Escrow (ESCROW.md).
+  exceeds_escrow: 422,
   rate_limited: 429,
   internal_error: 500,
   unavailable: 503,
