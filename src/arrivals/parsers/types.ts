@@ -34,6 +34,8 @@ export interface ParsedEntry {
   readonly currency: string | null;
   readonly direction: EntryDirection | null;
   readonly status: EntryStatus;
+  /** camt: the `Sts` code as written (BOOK, PDNG, INFO ...), null when the entry has none. */
+  readonly statusCode?: string | null;
   /** A reversal of an earlier entry (camt RvslInd, MT940 RC/RD). */
   readonly reversal: boolean;
   readonly bankReference: string | null;
@@ -54,6 +56,8 @@ export interface ParsedBalance {
   readonly currency: string;
   /** YYYY-MM-DD */
   readonly date: string | null;
+  /** The balance's type as written: camt OPBD/PRCD/CLBD, MT940 60F/60M/62F/62M. */
+  readonly tag?: string;
 }
 
 /** One account's statement (camt.053 Stmt, camt.054 Ntfctn, one MT940 message/page). */
@@ -66,6 +70,8 @@ export interface ParsedStatement {
   readonly fromDate: string | null;
   readonly toDate: string | null;
   readonly entries: readonly ParsedEntry[];
+  /** How many entries the statement holds (equals entries.length unless entries were streamed to onEntry). */
+  readonly entryCount?: number;
 }
 
 export interface ParsedDocument {
@@ -87,4 +93,8 @@ export interface BankProfile {
   /** MT940: a regular expression on :86: whose first group is the bank reference. */
   readonly mt940_reference?: string;
   readonly encoding?: "utf-8" | "gb18030";
+  /** JSON/CSV: the currency when the notice has no currency field (ISO 4217). */
+  readonly currency?: string;
+  /** CSV: the field separator, one character (default ","). */
+  readonly csv_delimiter?: string;
 }
