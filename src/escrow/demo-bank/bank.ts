@@ -65,7 +65,7 @@ export class DemoBank implements CustodyBank {
     if (this.behaviour.accounts === "refuse_identity") return { kind: "refused", reason: "identity check failed: the name does not match the ID number (simulated)" };
     // Deterministic per agreement: opening again (a retry after a lost answer) gives the same account.
     const digits = BigInt(`0x${createHash("sha256").update(`${this.code}:${request.agreementId}`).digest("hex").slice(0, 15)}`).toString().padStart(16, "0").slice(-16);
-    const account: DemoAccount = { number: `9558${digits}`, name: `${request.payerName}（监管）`, currency: request.currency };
+    const account: DemoAccount = { number: `9558${digits}`, name: `资金监管专户 ${request.agreementId}`.slice(0, 70), currency: request.currency };
     this.accounts.set(account.number, account);
     return { kind: "opened", accountNumber: account.number, accountName: account.name };
   }
