@@ -139,7 +139,6 @@ export class DemoBank implements CustodyBank {
       const today = credits.filter((c) => localDate(c.bookedAtUs) === date);
       const out = paid.filter((p) => localDate(p.bookedAtUs) === date).reduce((s, p) => s + p.request.amount, 0n);
       const closing = opening + today.reduce((s, c) => s + c.amount, 0n) - out;
-      if (today.length === 0 && opening === 0n && closing === 0n) continue;
       blocks.push({ account: number, currency: this.accounts.get(number)?.currency ?? today[0]?.currency ?? "CNY", opening, closing, date, credits: today });
     }
     return writeStatement(blocks, format, `S${date.replace(/-/g, "")}${this.code.slice(0, 6)}`);
