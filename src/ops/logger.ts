@@ -3,8 +3,9 @@
 // Errors are logged through a serializer that keeps only their type, message, code, stack and
 // cause: the other properties a driver or HTTP client hangs on an error (a PostgreSQL `detail`
 // naming the values of a row, the request and response of a channel call) never reach a log. Long
-// runs of digits in messages (card, account, ID and phone numbers) are masked as well. What no
-// rule can find is a name inside free text; Tally's own messages never carry one.
+// runs of digits in messages (card, account, ID and phone numbers) and single-quoted literals (the
+// values of SQL text inside a driver's message) are masked as well. What no rule can find is a
+// name in other free text; Tally's own messages never carry one.
 import pino, { type Logger } from "pino";
 
 /** Keys whose values are secrets or personal data, wherever they appear. */
@@ -66,8 +67,16 @@ export const REDACT_PATHS: string[] = SENSITIVE_KEYS.flatMap((key) => {
 // maybe ending in the X of a resident ID number.
 const LONG_NUMBER = /\d(?: ?\d){7,}[Xx]?/g;
 
+// A single-quoted literal as SQL writes it ('' escapes a quote), on one line.
+const QUOTED_LITERAL = /'(?:[^'\n]|'')*'/g;
+
 export function maskNumbers(text: string): string {
   return text.replace(LONG_NUMBER, "[number]");
+}
+
+/** An error's message or stack as logged: long numbers and quoted literals masked. */
+export function maskErrorText(text: string): string {
+  return maskNumbers(text).replace(QUOTED_LITERAL, "'[value]'");
 }
 
 interface SafeError {
@@ -80,11 +89,11 @@ interface SafeError {
 
 /** What of an error may be logged; the rest (detail, parameters, request, response...) is dropped. */
 export function safeError(value: unknown, depth = 0): SafeError | string {
-  if (!(value instanceof Error)) return maskNumbers(typeof value === "string" ? value : Object.prototype.toString.call(value));
+  if (!(value instanceof Error)) return maskErrorText(typeof value === "string" ? value : Object.prototype.toString.call(value));
   const code = (value as { code?: unknown }).code;
-  const out: SafeError = { type: value.name, message: maskNumbers(value.message) };
+  const out: SafeError = { type: value.name, message: maskErrorText(value.message) };
   if (typeof code === "string" || typeof code === "number") out.code = String(code);
-  if (value.stack) out.stack = maskNumbers(value.stack);
+  if (value.stack) out.stack = maskErrorText(value.stack);
   if (value.cause !== undefined && depth < 3) out.cause = safeError(value.cause, depth + 1);
   return out;
 }
