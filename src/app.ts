@@ -6,6 +6,9 @@ import { IdempotencyStore } from "./db/idempotency.ts";
 import { migrate } from "./db/migrations.ts";
 import { ApiKeyStore } from "./http/api-keys.ts";
 import { buildServer } from "./http/server.ts";
+import { MemoryNonceStore, TableNonceStore } from "./http/request-signing.ts";
+import { SecurityEventRecorder } from "./http/security-events.ts";
+import { HttpSecurity, registerSecurityRoutes } from "./http/security.ts";
 import { systemClock, type Clock } from "./kernel/clock.ts";
 import type { Config } from "./kernel/config.ts";
 import { PostingEngine } from "./ledger/engine.ts";
@@ -37,6 +40,8 @@ export interface Tally {
   readonly engine: PostingEngine;
   readonly queries: LedgerQueries;
   readonly keys: ApiKeyStore;
+  /** Rate limits, blocking, signed requests and security events of the HTTP API. */
+  readonly security: HttpSecurity;
   readonly server: FastifyInstance;
   readonly logger: Logger;
   readonly payments: PaymentService;
@@ -92,7 +97,14 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   }, db.dialect);
   core.queueDepth.collect(() => engine.queueDepth);
   const queries = new LedgerQueries(db);
-  const keys = new ApiKeyStore(db, config.adminKey, () => clock.nowMs());
+  const keys = new ApiKeyStore(db, config.adminKey, () => clock.nowMs(), config.limits.apiKeyCacheTtlMs);
+  const securityEvents = new SecurityEventRecorder(db, () => clock.nowMs(), config.limits.securityEventsBufferMax, (err) =>
+    logger.warn({ err }, "security events could not be written"),
+  );
+  // Nonces: in memory on SQLite (one process serves the file); in a table on PostgreSQL, where
+  // several processes share the database and each must refuse the others' replays.
+  const nonces = db.dialect === "postgres" ? new TableNonceStore(db) : new MemoryNonceStore(config.limits.nonceEntriesMax);
+  const security = new HttpSecurity({ limits: config.limits, events: securityEvents, nonces, nowMs: () => clock.nowMs(), hstsMaxAgeSeconds: config.hstsMaxAgeSeconds });
   const idempotency = new IdempotencyStore(db, config.limits.idempotencyInFlightTimeoutMs, () => clock.nowMs());
   let shuttingDown = false;
 
@@ -167,7 +179,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   }));
 
   const server = await buildServer(
-    { db, logger, limits: config.limits, keys, idempotency, metrics: registry, core, isShuttingDown: () => shuttingDown },
+    { db, logger, limits: config.limits, keys, idempotency, metrics: registry, core, isShuttingDown: () => shuttingDown, security, trustProxy: config.trustProxy },
     (app) => {
       registerLedgerRoutes(app, { engine, queries, clock, limits: config.limits, idempotency });
       registerPaymentRoutes(app, { payments, refunds, payouts, limits: config.limits, idempotency });
@@ -177,6 +189,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       registerNotifyRoutes(app, { inbox, db });
       registerWebhookRoutes(app, { webhooks, idempotency });
       registerOpsRoutes(app, { db, clock });
+      registerSecurityRoutes(app, { events: securityEvents, limits: config.limits });
     },
   );
 
@@ -198,6 +211,13 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   };
 
   const timers: NodeJS.Timeout[] = [];
+  // Security events are written in batches whether or not the other jobs run: recording one must
+  // never wait on the database, and none may stay unwritten for long.
+  const securityTimers = [
+    setInterval(() => void securityEvents.flush(), config.limits.securityEventsFlushIntervalMs),
+    setInterval(() => void nonces.prune(clock.nowMs()).catch((err) => logger.warn({ err }, "nonce pruning failed")), 60_000),
+  ];
+  for (const t of securityTimers) t.unref();
   if (options.jobs ?? true) {
     // Hold expiry: every batch expires due holds; this tick makes sure one runs when idle.
     timers.push(setInterval(() => void engine.tick().catch((err) => logger.warn({ err }, "hold expiry sweep failed")), config.limits.expirySweepIntervalMs));
@@ -238,6 +258,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     engine,
     queries,
     keys,
+    security,
     server,
     logger,
     payments,
@@ -266,12 +287,13 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     close() {
       closing ??= (async () => {
         shuttingDown = true;
-        for (const t of timers) clearInterval(t);
+        for (const t of [...timers, ...securityTimers]) clearInterval(t);
         simulator?.close();
         await webhooks.idle();
         banks.close();
         await arrivals.idle();
         await server.close();
+        await securityEvents.flush();
         await engine.close();
         await payments.close();
         await db.close();

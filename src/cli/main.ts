@@ -13,6 +13,7 @@ const USAGE = `Usage: tally <command>
   migrate                       create or update the database schema
   keys create --scopes a,b      create an API key (shown once)
       [--merchant ID] [--name TEXT] [--expires-in-days N]
+      [--require-signature]     only HMAC-signed requests are accepted (docs/security.md)
   keys revoke KEY_ID            revoke an API key
 
 Scopes: ${SCOPES.join(", ")}, * (all)`;
@@ -90,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
             merchant: { type: "string" },
             name: { type: "string" },
             "expires-in-days": { type: "string" },
+            "require-signature": { type: "boolean" },
           },
         });
         if (!values.scopes) {
@@ -107,13 +109,15 @@ async function main(argv: string[]): Promise<number> {
             merchantId: values.merchant ?? null,
             name: values.name ?? null,
             expiresInDays: expires ? Number(expires) : undefined,
+            requireSignature: values["require-signature"] ?? false,
           }),
         );
         console.log(`key id:  ${created.id}`);
         console.log(`scopes:  ${created.scopes.join(" ")}${created.merchantId ? `  merchant: ${created.merchantId}` : ""}`);
         if (created.expiresAt) console.log(`expires: ${created.expiresAt.toISOString()}`);
         console.log(`api key: ${created.key}`);
-        console.log("Store the key now: it is shown once and kept only as a hash.");
+        console.log(`signing secret: ${created.signingSecret}${created.requireSignature ? "  (required: every request must be signed)" : "  (optional: sign requests to opt in)"}`);
+        console.log("Store both now: they are shown once; the key is kept only as a hash, the secret only encrypted under the key.");
         return 0;
       }
       if (sub === "revoke" && rest[0]) {

@@ -303,6 +303,32 @@ const steps: Record<string, Step> = {
       .addColumn("position", "bigint", (c) => c.notNull())
       .execute();
   },
+  "0005_security": async (db) => {
+    // A key's request-signing secret, encrypted under a key derived from the API key itself (see
+    // http/api-keys.ts), and whether the key may only be used on signed requests.
+    await db.schema.alterTable("api_keys").addColumn("signing_secret", "text").execute();
+    await db.schema.alterTable("api_keys").addColumn("require_signature", "integer", (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema
+      .createTable("security_events")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("type", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addColumn("client_address", "text")
+      .addColumn("key_id", "text")
+      .addColumn("count", "integer", (c) => c.notNull())
+      .addColumn("detail", "text")
+      .execute();
+    await db.schema.createIndex("security_events_type").on("security_events").columns(["type", "id"]).execute();
+    // Nonces of signed requests on PostgreSQL, shared by every process (SQLite keeps them in memory).
+    await db.schema
+      .createTable("request_nonces")
+      .addColumn("key_id", "text", (c) => c.notNull())
+      .addColumn("nonce", "text", (c) => c.notNull())
+      .addColumn("expires_at", "bigint", (c) => c.notNull())
+      .addPrimaryKeyConstraint("request_nonces_pk", ["key_id", "nonce"])
+      .execute();
+    await db.schema.createIndex("request_nonces_expires").on("request_nonces").column("expires_at").execute();
+  },
 
   // Numbered 0006: 0004 (vault) and 0005 (security) are added beside it.
   "0006_escrow": async (db, dialect) => {

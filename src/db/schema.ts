@@ -92,6 +92,30 @@ export interface ApiKeysTable {
   created_at: bigint;
   expires_at: bigint | null;
   revoked_at: bigint | null;
+  /** Encrypted under a key derived from the API key (0005); null for keys made before it. */
+  signing_secret: string | null;
+  /** 1 = only signed requests are accepted with this key. */
+  require_signature: number;
+}
+
+export interface SecurityEventsTable {
+  id: string;
+  type: string;
+  /** Microseconds since the epoch. */
+  created_at: bigint;
+  client_address: string | null;
+  key_id: string | null;
+  /** Occurrences aggregated into this row (rate limit trips within one flush). */
+  count: number;
+  /** A small JSON object. */
+  detail: string | null;
+}
+
+export interface RequestNoncesTable {
+  key_id: string;
+  nonce: string;
+  /** Milliseconds since the epoch. */
+  expires_at: bigint;
 }
 
 export interface PaymentsTable {
@@ -404,4 +428,6 @@ export interface Tables {
   commissions: CommissionsTable;
   reconciliations: ReconciliationsTable;
   escrow_audit: EscrowAuditTable;
+  security_events: SecurityEventsTable;
+  request_nonces: RequestNoncesTable;
 }

@@ -2,7 +2,7 @@
 // idempotency keys, the error shape, discovery (OpenAPI, Swagger UI, health, metrics).
 // Feature modules add their routes through `registerRoutes`.
 import { createHash } from "node:crypto";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyServerOptions, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { Logger } from "pino";
@@ -16,6 +16,7 @@ import { ulid } from "../kernel/ids.ts";
 import type { CoreMetrics, MetricsRegistry } from "../ops/metrics.ts";
 import { hasScope, type ApiKeyStore, type Principal, type Scope } from "./api-keys.ts";
 import { errorBody, sendError } from "./errors.ts";
+import type { HttpSecurity } from "./security.ts";
 import { stringifyJson } from "./json.ts";
 
 declare module "fastify" {
@@ -43,6 +44,9 @@ export interface HttpDeps {
   readonly metrics: MetricsRegistry;
   readonly core: CoreMetrics;
   readonly isShuttingDown: () => boolean;
+  readonly security: HttpSecurity;
+  /** Fastify's trustProxy: which proxies' X-Forwarded-For names the client address. */
+  readonly trustProxy: boolean | number | string;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -53,6 +57,17 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
   const app = Fastify({
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: deps.limits.bodyBytesMax,
+    trustProxy: deps.trustProxy as FastifyServerOptions["trustProxy"],
+    // URLs the router refuses before any hook runs (a path segment over maxParamLength, bad
+    // percent-encoding) are answered in the error shape too, without echoing the URL.
+    frameworkErrors: (error, request, anyReply) => {
+      const reply = anyReply as FastifyReply;
+      reply.header("X-Request-Id", String(request.id));
+      deps.security.setHeaders(request, reply);
+      if (error.code === "FST_ERR_MAX_PARAM_LENGTH") return reply.code(414).send(errorBody(request, "uri_too_long", "a path segment is longer than any id Tally accepts"));
+      if (error.code === "FST_ERR_BAD_URL") return reply.code(400).send(errorBody(request, "validation_failed", "the URL is not valid (bad percent-encoding)"));
+      return sendError(request, reply, error);
+    },
     // Request ids: a random per-process prefix and a counter. Unique, cheap (no entropy per
     // request), and sortable within a process.
     genReqId: () => `req_${requestIdPrefix}${(++requestCounter).toString(36).padStart(8, "0")}`,
@@ -77,19 +92,29 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
     const text = body as string;
     request.rawBody = text;
     if (text.length === 0) return done(null, undefined);
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(text));
+      parsed = JSON.parse(text);
     } catch {
-      done(new ApiError("validation_failed", "the request body is not valid JSON"), undefined);
+      return done(new ApiError("validation_failed", "the request body is not valid JSON"), undefined);
     }
+    // Keys that could reach an object's prototype when a body is merged somewhere are refused
+    // outright (the check is a substring test unless such a key appears at all).
+    if (text.includes("__proto__") || text.includes("constructor")) {
+      const field = prototypePollutionField(parsed);
+      if (field !== null) return done(new ApiError("validation_failed", `${field} holds a forbidden key (__proto__ or constructor.prototype)`, field), undefined);
+    }
+    done(null, parsed);
   });
 
   app.setReplySerializer((payload) => (typeof payload === "string" ? payload : stringifyJson(payload)));
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
-  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(request, "not_found", `no route for ${request.method} ${request.url.split("?")[0]}`)));
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(request, "not_found", `no route for ${request.method} ${shortPath(request.url)}`)));
 
+  const security = deps.security;
   app.addHook("onRequest", async (request, reply) => {
     reply.header("X-Request-Id", String(request.id));
+    security.onRequest(request, reply);
     if (deps.isShuttingDown() && request.url !== "/healthz") {
       reply.header("Connection", "close");
       throw new UnavailableError("the server is shutting down; retry against another instance", 1);
@@ -100,15 +125,23 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
     const header = request.headers.authorization;
     const match = typeof header === "string" ? /^Bearer ([\x21-\x7e]+)$/.exec(header) : null;
     if (!match) throw new ApiError("unauthenticated", "send an API key: Authorization: Bearer <key>");
-    const principal = await deps.keys.verify(match[1]!);
-    if (!principal) throw new ApiError("unauthenticated", "the API key is unknown, expired or revoked");
+    const verification = await deps.keys.check(match[1]!);
+    if (verification.kind !== "valid") {
+      security.keyRejected(request, verification);
+      throw new ApiError("unauthenticated", "the API key is unknown, expired or revoked");
+    }
+    const principal = verification.principal;
+    security.admitKey(request, principal);
     if (scope && !hasScope(principal, scope)) throw new ApiError("forbidden", `this key lacks the ${scope} scope`);
     request.principal = principal;
   });
 
   // preValidation, not preHandler: a request that fails schema validation is answered (and its
-  // 400 stored for replay) like any other.
+  // 400 stored for replay) like any other. Signatures are checked here first: once the raw body
+  // is read and before anything (an idempotency record) is written for the request.
   app.addHook("preValidation", async (request, reply) => {
+    const caller = request.principal;
+    if (caller && (caller.requireSignature || request.headers["tally-signature"] !== undefined)) await security.checkSignature(request, caller);
     if (request.method !== "POST") return;
     const key = request.headers["idempotency-key"];
     if (key === undefined) return;
@@ -152,6 +185,8 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
   });
 
   app.addHook("onResponse", async (request, reply) => {
+    const status = reply.statusCode;
+    if (status === 401 || status === 404) security.onResponse(request, status);
     const route = request.routeOptions.url ?? "unmatched";
     deps.core.httpDuration.observe(reply.elapsedTime / 1000, {
       method: request.method,
@@ -186,6 +221,29 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
 }
 
 /**
+ * The top-level field under which `value` holds a `__proto__` key or a `constructor` key with a
+ * `prototype` inside (the shapes that pollute prototypes when merged naively, here or in a
+ * merchant's webhook consumer); null when there is none. Iterative: nesting depth cannot
+ * overflow the stack.
+ */
+function prototypePollutionField(value: unknown): string | null {
+  if (typeof value !== "object" || value === null) return null;
+  const stack: Array<[unknown, string | null]> = [[value, null]];
+  while (stack.length > 0) {
+    const [node, field] = stack.pop()!;
+    if (typeof node !== "object" || node === null) continue;
+    for (const key of Object.keys(node)) {
+      const child = (node as Record<string, unknown>)[key];
+      const here = field ?? key;
+      if (key === "__proto__") return here;
+      if (key === "constructor" && typeof child === "object" && child !== null && Object.prototype.hasOwnProperty.call(child, "prototype")) return here;
+      if (typeof child === "object" && child !== null) stack.push([child, here]);
+    }
+  }
+  return null;
+}
+
+/**
  * A hook for the engine's unit of work: renders the response inside the transaction and, when
  * the request carries an Idempotency-Key, stores it there, so the record commits with the change.
  */
@@ -206,4 +264,10 @@ export function unitOfWorkHook<R>(
 
 export function sendRendered(reply: FastifyReply, response: StoredResponse): FastifyReply {
   return reply.code(response.status).type("application/json; charset=utf-8").send(response.body);
+}
+
+/** A path for a message: without the query, cut to a length that never floods a response. */
+function shortPath(url: string): string {
+  const path = url.split("?")[0]!;
+  return path.length > 120 ? `${path.slice(0, 120)}…` : path;
 }

@@ -42,6 +42,33 @@ export interface Limits {
   readonly webhookConcurrencyMax: number;
   /** The first retry of a failed webhook waits this long; each next one twice as long (capped at an hour). */
   readonly webhookRetryBaseMs: number;
+  /** Requests per second one API key may sustain (token bucket refill). */
+  readonly rateLimitKeyPerSecond: number;
+  /** Requests one API key may send at once above the sustained rate (bucket size). */
+  readonly rateLimitKeyBurst: number;
+  /** Requests per second one client address may sustain. */
+  readonly rateLimitAddressPerSecond: number;
+  readonly rateLimitAddressBurst: number;
+  /** The window in which failed authentications and unknown paths of one address are counted. */
+  readonly blockWindowMs: number;
+  /** 401 answers to one address within the window before it is blocked. */
+  readonly blockAuthFailuresMax: number;
+  /** 404 answers on unmatched routes to one address within the window before it is blocked. */
+  readonly blockUnknownPathsMax: number;
+  /** How long a blocked address is refused. */
+  readonly blockDurationMs: number;
+  /** Client addresses tracked at once (rate limits and blocking); idle ones are dropped first. */
+  readonly clientAddressesTrackedMax: number;
+  /** A signed request's Tally-Timestamp may differ from the server's clock by at most this much. */
+  readonly signatureWindowMs: number;
+  /** Nonces remembered at once (in memory, SQLite); a full store refuses signed requests with 503. */
+  readonly nonceEntriesMax: number;
+  /** How long a verified API key is trusted without reading the database again (0 = always read). */
+  readonly apiKeyCacheTtlMs: number;
+  /** Security events waiting to be written; past it new events are counted as dropped. */
+  readonly securityEventsBufferMax: number;
+  /** How often buffered security events are written, in one batch. */
+  readonly securityEventsFlushIntervalMs: number;
 }
 
 export interface Config {
@@ -63,6 +90,13 @@ export interface Config {
   readonly simulatorLatencyMs: number;
   /** Settings of the real channel connectors (TALLY_ALIPAY_*, TALLY_WECHAT_*): channels/configured.ts reads them. */
   readonly channelSettings: Readonly<Record<string, string>>;
+  /** Strict-Transport-Security max-age on API responses; 0 = not sent (set it only behind TLS). */
+  readonly hstsMaxAgeSeconds: number;
+  /**
+   * Which proxies to trust for the client address (X-Forwarded-For): false = none (the socket's
+   * peer is the client), true = all, a number = hops, or a comma-separated list of addresses/CIDRs.
+   */
+  readonly trustProxy: boolean | number | string;
   readonly limits: Limits;
 }
 
@@ -91,6 +125,23 @@ export const defaultLimits: Limits = {
   webhookAttemptsMax: 8,
   webhookConcurrencyMax: 16,
   webhookRetryBaseMs: 10_000,
+  // Sized for production traffic from one busy integration (the benchmark drives 10-20k requests
+  // per second from one key and one address and must stay unthrottled): the limits stop a runaway
+  // or hostile client from taking the whole process, not ordinary load, which back-pressure handles.
+  rateLimitKeyPerSecond: 50_000,
+  rateLimitKeyBurst: 100_000,
+  rateLimitAddressPerSecond: 50_000,
+  rateLimitAddressBurst: 100_000,
+  blockWindowMs: 60_000,
+  blockAuthFailuresMax: 50,
+  blockUnknownPathsMax: 100,
+  blockDurationMs: 15 * 60_000,
+  clientAddressesTrackedMax: 100_000,
+  signatureWindowMs: 5 * 60_000,
+  nonceEntriesMax: 1_000_000,
+  apiKeyCacheTtlMs: 1_000,
+  securityEventsBufferMax: 10_000,
+  securityEventsFlushIntervalMs: 1_000,
 };
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -109,6 +160,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchBodyBytesMax: intFromEnv(env, "TALLY_BATCH_BODY_BYTES_MAX", defaultLimits.batchBodyBytesMax, 1024, 256 * 1024 * 1024),
     engineQueueTransfersMax: intFromEnv(env, "TALLY_ENGINE_QUEUE_MAX", defaultLimits.engineQueueTransfersMax, 1, 10_000_000),
     channelTimeoutMs: intFromEnv(env, "TALLY_CHANNEL_TIMEOUT_MS", defaultLimits.channelTimeoutMs, 100, 120_000),
+    rateLimitKeyPerSecond: intFromEnv(env, "TALLY_RATE_LIMIT_KEY_PER_S", defaultLimits.rateLimitKeyPerSecond, 1, 10_000_000),
+    rateLimitKeyBurst: intFromEnv(env, "TALLY_RATE_LIMIT_KEY_BURST", defaultLimits.rateLimitKeyBurst, 1, 100_000_000),
+    rateLimitAddressPerSecond: intFromEnv(env, "TALLY_RATE_LIMIT_ADDRESS_PER_S", defaultLimits.rateLimitAddressPerSecond, 1, 10_000_000),
+    rateLimitAddressBurst: intFromEnv(env, "TALLY_RATE_LIMIT_ADDRESS_BURST", defaultLimits.rateLimitAddressBurst, 1, 100_000_000),
+    blockWindowMs: intFromEnv(env, "TALLY_BLOCK_WINDOW_MS", defaultLimits.blockWindowMs, 1_000, 86_400_000),
+    blockAuthFailuresMax: intFromEnv(env, "TALLY_BLOCK_AUTH_FAILURES_MAX", defaultLimits.blockAuthFailuresMax, 1, 10_000_000),
+    blockUnknownPathsMax: intFromEnv(env, "TALLY_BLOCK_UNKNOWN_PATHS_MAX", defaultLimits.blockUnknownPathsMax, 1, 10_000_000),
+    blockDurationMs: intFromEnv(env, "TALLY_BLOCK_DURATION_MS", defaultLimits.blockDurationMs, 0, 7 * 86_400_000),
+    signatureWindowMs: intFromEnv(env, "TALLY_SIGNATURE_WINDOW_MS", defaultLimits.signatureWindowMs, 1_000, 3_600_000),
+    apiKeyCacheTtlMs: intFromEnv(env, "TALLY_API_KEY_CACHE_TTL_MS", defaultLimits.apiKeyCacheTtlMs, 0, 60_000),
   };
   return {
     port: intFromEnv(env, "PORT", 8080, 0, 65535),
@@ -125,6 +186,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     channelSettings: Object.fromEntries(
       Object.entries(env).filter((e): e is [string, string] => /^TALLY_(ALIPAY|WECHAT)_/.test(e[0]) && typeof e[1] === "string"),
     ),
+    hstsMaxAgeSeconds: intFromEnv(env, "TALLY_HSTS_MAX_AGE_S", 0, 0, 2 * 365 * 86_400),
+    trustProxy: trustProxyFromEnv(env.TALLY_TRUST_PROXY),
     limits,
   };
+}
+
+function trustProxyFromEnv(raw: string | undefined): boolean | number | string {
+  if (raw === undefined || raw === "" || raw === "off" || raw === "false") return false;
+  if (raw === "on" || raw === "true") return true;
+  if (/^\d{1,2}$/.test(raw)) return Number(raw);
+  if (!/^[0-9a-fA-F.:/, ]+$/.test(raw)) throw new Error(`TALLY_TRUST_PROXY must be off, on, a hop count or addresses/CIDRs, got "${raw}"`);
+  return raw;
 }

@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   idempotency_key_reused: 409,
   idempotency_key_in_use: 409,
   payload_too_large: 413,
+  uri_too_long: 414,
   unsupported_media_type: 415,
   // Ledger business rules (LEDGER.md result codes that reject a transfer).
   linked_event_failed: 422,

@@ -2,6 +2,7 @@
 // (Fastify's inject: the full request path, no socket).
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Logger } from "pino";
 import type { Tally, TallyOptions } from "../../src/app.ts";
 import { createTally } from "../../src/app.ts";
 import { ManualClock, type Clock } from "../../src/kernel/clock.ts";
@@ -16,7 +17,12 @@ export interface TestApp {
   readonly database: TestDatabase;
   readonly clock: Clock;
   /** JSON request with the admin key unless `key` says otherwise (null = no Authorization). */
-  request(method: string, url: string, body?: unknown, options?: { key?: string | null; headers?: Record<string, string>; rawBody?: string }): Promise<TestResponse>;
+  request(
+    method: string,
+    url: string,
+    body?: unknown,
+    options?: { key?: string | null; headers?: Record<string, string>; rawBody?: string; remoteAddress?: string },
+  ): Promise<TestResponse>;
   close(): Promise<void>;
 }
 
@@ -35,6 +41,8 @@ export async function startTestApp(options: {
   label?: string;
   config?: Partial<Config>;
   options?: Omit<TallyOptions, "clock" | "jobs" | "logger">;
+  /** The process logger; silent unless a test captures the logs. */
+  logger?: Logger;
 } = {}): Promise<TestApp> {
   const database = await createTestDatabase(options.dialect ?? "sqlite", options.label);
   const config: Config = {
@@ -50,10 +58,12 @@ export async function startTestApp(options: {
     simulatorLatencyMs: 0,
     demo: false,
     channelSettings: {},
+    hstsMaxAgeSeconds: 0,
+    trustProxy: false,
     ...options.config,
     limits: { ...defaultLimits, ...options.limits },
   };
-  const tally = await createTally(config, { ...options.options, clock: options.clock, jobs: options.jobs ?? false, logger: createLogger("silent") });
+  const tally = await createTally(config, { ...options.options, clock: options.clock, jobs: options.jobs ?? false, logger: options.logger ?? createLogger("silent") });
   await tally.server.ready();
   return {
     tally,
@@ -69,7 +79,7 @@ export async function startTestApp(options: {
       if (payload !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
         headers["content-type"] = "application/json";
       }
-      const res = await tally.server.inject({ method: method as any, url, headers, payload });
+      const res = await tally.server.inject({ method: method as any, url, headers, payload, ...(opts.remoteAddress ? { remoteAddress: opts.remoteAddress } : {}) });
       let parsed: unknown = undefined;
       try {
         parsed = res.body ? JSON.parse(res.body) : undefined;
