@@ -7,7 +7,7 @@ import { migrate } from "./db/migrations.ts";
 import { ApiKeyStore } from "./http/api-keys.ts";
 import { buildServer } from "./http/server.ts";
 import { MemoryNonceStore, TableNonceStore } from "./http/request-signing.ts";
-import { SecurityEventRecorder } from "./http/security-events.ts";
+import { SecurityEventRecorder, recordablePath } from "./http/security-events.ts";
 import { HttpSecurity, registerSecurityRoutes } from "./http/security.ts";
 import { systemClock, type Clock } from "./kernel/clock.ts";
 import type { Config } from "./kernel/config.ts";
@@ -29,7 +29,7 @@ import { registerCheckoutRoutes } from "./checkout/index.ts";
 import { CustodyBanks } from "./escrow/banks.ts";
 import { AgreementService } from "./escrow/service.ts";
 import { registerEscrowRoutes } from "./escrow/routes.ts";
-import { ArrivalInbox } from "./arrivals/service.ts";
+import { ArrivalInbox, custodyAlerts } from "./arrivals/service.ts";
 import { registerCustodyRoutes } from "./arrivals/routes.ts";
 import { ReconciliationService } from "./reconciliation/service.ts";
 import { MetricsRegistry, coreMetrics } from "./ops/metrics.ts";
@@ -185,7 +185,14 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       registerPaymentRoutes(app, { payments, refunds, payouts, limits: config.limits, idempotency });
       registerCheckoutRoutes(app, { payments, clock });
       registerEscrowRoutes(app, { agreements, inbox: arrivals, reconciliations, banks, limits: config.limits, idempotency });
-      registerCustodyRoutes(app, { db, inbox: arrivals, reconciliations, limits: config.limits });
+      registerCustodyRoutes(app, {
+        db,
+        inbox: arrivals,
+        reconciliations,
+        limits: config.limits,
+        securityEvent: (request, kind) =>
+          securityEvents.record({ type: "custody_scope_refused", clientAddress: request.ip, keyId: request.principal?.keyId ?? null, detail: { reason: kind, path: recordablePath(request.url) } }),
+      });
       registerNotifyRoutes(app, { inbox, db });
       registerWebhookRoutes(app, { webhooks, idempotency });
       registerOpsRoutes(app, { db, clock });
@@ -203,6 +210,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     await agreements.expireDue();
     await agreements.pollPayouts();
     await arrivals.processPending();
+    await custodyAlerts(arrivals, arrivals.context);
     await refreshCustody();
   };
   const runWebhookJobs = async () => {

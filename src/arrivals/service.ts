@@ -48,6 +48,10 @@ export class ArrivalInbox {
     return this.agreements.ctx;
   }
 
+  get context() {
+    return this.agreements.ctx;
+  }
+
   /** Resolves when every document received so far was processed (tests, shutdown). */
   async idle(): Promise<void> {
     while (this.queue.size > 0) await Promise.allSettled([...this.queue]);
@@ -206,6 +210,7 @@ export class ArrivalInbox {
       agreement_id: null,
       created_at: before?.created_at ?? now,
       updated_at: now,
+      alerted_at: before?.alerted_at ?? null,
     };
   }
 
@@ -418,6 +423,72 @@ export class ArrivalInbox {
     const row = await this.ctx.db.read.selectFrom("agreements").selectAll().where("id", "=", id).executeTakeFirst();
     return row ? agreementFromRow(row) : null;
   }
+}
+
+/** Banks Tally has heard from or holds agreements at. */
+async function knownBanks(db: import("../db/database.ts").Database): Promise<string[]> {
+  const rows = await db.read.selectFrom("agreements").select("custody_bank").distinct().execute();
+  return rows.map((r) => r.custody_bank);
+}
+
+/**
+ * The alerts of ESCROW.md that come from time passing: entries unmatched too long, a bank silent
+ * during business hours, a statement not arrived by its hour. Each goes out once per occasion.
+ */
+export async function custodyAlerts(inbox: ArrivalInbox, ctx: ArrivalInbox["context"]): Promise<number> {
+  const now = ctx.clock.nowUs();
+  const limits = ctx.limits;
+  let raised = 0;
+  const event = (type: string, object: unknown) => (tx: Tx) =>
+    tx.insertInto("outbox_events").values({ id: `evt_${ulid()}`, merchant_id: null, type, created_at: now, data: stringifyJson({ object }) } as never).execute().then(() => undefined);
+  const stale = await ctx.db.read
+    .selectFrom("custody_entries")
+    .selectAll()
+    .where("status", "=", "unmatched")
+    .where("alerted_at", "is", null)
+    .where("created_at", "<=", now - BigInt(limits.custodyUnmatchedAlertMs) * 1000n)
+    .limit(limits.paymentJobBatchMax)
+    .execute();
+  for (const e of stale) {
+    await commitUnit(ctx.engine, [], () => ({
+      value: null,
+      write: async (tx) => {
+        await tx.updateTable("custody_entries").set({ alerted_at: now }).where("id", "=", e.id).execute();
+        await event("custody.entry_unmatched", { entry_id: e.id, bank: e.bank, bank_reference: e.bank_reference, amount: e.amount, currency: e.currency, waiting_since: e.created_at })(tx);
+      },
+    }));
+    raised++;
+  }
+  const local = new Date(Number(now / 1000n) + BANK_TIMEZONE_OFFSET_MS);
+  const hour = local.getUTCHours();
+  const today = local.toISOString().slice(0, 10);
+  for (const bank of await knownBanks(ctx.db)) {
+    const cursor = async (name: string) => (await ctx.db.read.selectFrom("job_cursors").select("position").where("name", "=", name).executeTakeFirst())?.position;
+    const setCursor = (name: string, position: bigint) => (tx: Tx) =>
+      tx.insertInto("job_cursors").values({ name, position }).onConflict((oc) => oc.column("name").doUpdateSet({ position })).execute().then(() => undefined);
+    if (hour >= 9 && hour < 18) {
+      const last = await ctx.db.read.selectFrom("custody_documents").select((eb) => eb.fn.max<bigint>("received_at").as("at")).where("bank", "=", bank).where("kind", "=", "notice").executeTakeFirst();
+      const lastAt = last?.at === null || last?.at === undefined ? null : BigInt(last.at);
+      const silentSince = lastAt ?? 0n;
+      const name = `alert:bank_silent:${bank}`;
+      if (lastAt !== null && now - silentSince >= BigInt(limits.custodyBankQuietMs) * 1000n && (await cursor(name)) !== silentSince) {
+        await commitUnit(ctx.engine, [], () => ({ value: null, write: async (tx) => { await setCursor(name, silentSince)(tx); await event("custody.bank_silent", { bank, last_notice_at: silentSince })(tx); } }));
+        raised++;
+      }
+    }
+    if (hour >= limits.custodyStatementDueHour) {
+      const dayNumber = BigInt(Math.floor(Date.parse(`${today}T00:00:00Z`) / 86_400_000));
+      const name = `alert:statement_missing:${bank}`;
+      const sinceLocalMidnightUs = BigInt(Date.parse(`${today}T00:00:00+08:00`)) * 1000n;
+      const statement = await ctx.db.read.selectFrom("custody_documents").select("id").where("bank", "=", bank).where("kind", "=", "statement").where("received_at", ">=", sinceLocalMidnightUs).executeTakeFirst();
+      if (!statement && (await cursor(name)) !== dayNumber) {
+        await commitUnit(ctx.engine, [], () => ({ value: null, write: async (tx) => { await setCursor(name, dayNumber)(tx); await event("custody.statement_missing", { bank, date: today })(tx); } }));
+        raised++;
+      }
+    }
+  }
+  void inbox;
+  return raised;
 }
 
 export async function audit(tx: Tx, at: bigint, actor: string, action: string, objectId: string, reason: string | null, detail: unknown): Promise<void> {

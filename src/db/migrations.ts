@@ -414,6 +414,7 @@ const steps: Record<string, Step> = {
       .addColumn("agreement_id", "text")
       .addColumn("created_at", "bigint", (c) => c.notNull())
       .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .addColumn("alerted_at", "bigint")
       .addUniqueConstraint("custody_entries_position", ["document_id", "position"])
       .execute();
     await db.schema.createIndex("custody_entries_status").on("custody_entries").columns(["status", "bank", "created_at"]).execute();

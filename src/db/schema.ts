@@ -329,6 +329,8 @@ export interface CustodyEntriesTable {
   agreement_id: string | null;
   created_at: bigint;
   updated_at: bigint;
+  /** When the entry_unmatched alert went out for it. */
+  alerted_at: bigint | null;
 }
 
 export interface ArrivalsTable {

@@ -13,6 +13,7 @@ export const SECURITY_EVENT_TYPES = [
   "signature_invalid",
   "nonce_replayed",
   "rate_limited",
+  "custody_scope_refused",
   "events_dropped",
 ] as const;
 export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number];

@@ -40,6 +40,12 @@ export interface Limits {
   readonly webhookAttemptsMax: number;
   /** Webhook requests in flight at once, so a slow merchant cannot hold the process. */
   readonly webhookConcurrencyMax: number;
+  /** An entry still unmatched after this long raises custody.entry_unmatched. */
+  readonly custodyUnmatchedAlertMs: number;
+  /** No notice from a bank for this long during business hours (09–18 bank time) raises custody.bank_silent. */
+  readonly custodyBankQuietMs: number;
+  /** By this hour (bank time) the previous day's statement is due, else custody.statement_missing. */
+  readonly custodyStatementDueHour: number;
   /** The first retry of a failed webhook waits this long; each next one twice as long (capped at an hour). */
   readonly webhookRetryBaseMs: number;
   /** Requests per second one API key may sustain (token bucket refill). */
@@ -125,6 +131,9 @@ export const defaultLimits: Limits = {
   webhookAttemptsMax: 8,
   webhookConcurrencyMax: 16,
   webhookRetryBaseMs: 10_000,
+  custodyUnmatchedAlertMs: 3_600_000,
+  custodyBankQuietMs: 4 * 3_600_000,
+  custodyStatementDueHour: 10,
   // Sized for production traffic from one busy integration (the benchmark drives 10-20k requests
   // per second from one key and one address and must stay unthrottled): the limits stop a runaway
   // or hostile client from taking the whole process, not ordinary load, which back-pressure handles.

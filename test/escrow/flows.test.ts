@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../src/kernel/clock.ts";
 import { DIALECTS } from "../support/databases.ts";
 import { ADMIN_KEY, startTestApp, type TestApp } from "../support/app.ts";
-import { assertLedgerAgrees, createAgreement } from "./incidents.test.ts";
+import { assertLedgerAgrees, createAgreement } from "../support/escrow.ts";
 
 const BANK = "demo-bank";
 

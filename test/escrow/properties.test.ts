@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { ManualClock } from "../../src/kernel/clock.ts";
 import { DIALECTS } from "../support/databases.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
-import { assertLedgerAgrees } from "./incidents.test.ts";
+import { assertLedgerAgrees } from "../support/escrow.ts";
 
 const RUNS = Number(process.env.TALLY_PROPERTY_RUNS ?? 4);
 const STEPS = Number(process.env.TALLY_PROPERTY_STEPS ?? 25);
