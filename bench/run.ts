@@ -12,6 +12,7 @@ import { BENCH_ACCOUNTS, engineThroughput, openEngine } from "./engine.ts";
 import { growth } from "./growth.ts";
 import { multiProcessPostgres } from "./pg-multi.ts";
 import { paymentsThroughput, setUpMerchant } from "./payments.ts";
+import { noticeThroughput } from "./notices.ts";
 import { startProcess } from "./server.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
 
@@ -181,6 +182,14 @@ async function main(): Promise<void> {
     await payServer.stop();
     rmSync(payDir, { recursive: true, force: true });
   }
+
+  // Custody notices: parsed and matched per second, and the peak memory of the large notice.
+  const notices = await noticeThroughput(quick ? 10_000 : 100_000);
+  record("notices_camt053_268_parse_entries_per_s", figure([notices.statement268ParsePerS]));
+  record("notices_camt053_268_reconcile_entries_per_s", figure([notices.statement268ReconcilePerS]));
+  record(`notices_camt054_${notices.noticeEntries / 1000}k_entries_per_s`, figure([notices.noticeEntriesPerS]));
+  record(`notices_camt054_${notices.noticeEntries / 1000}k_peak_heap_mb`, figure([notices.noticePeakHeapMb]));
+  record(`notices_camt054_${notices.noticeEntries / 1000}k_peak_rss_mb`, figure([notices.noticePeakRssMb]));
 
   // Growth: throughput and query latency as the ledger fills (SQLite, 10 000 accounts).
   const growthMax = Number(process.env.TALLY_BENCH_GROWTH_MAX ?? (quick ? 100_000 : 1_000_000));

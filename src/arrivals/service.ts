@@ -11,22 +11,22 @@ import type { ArrivalsTable, CustodyDocumentsTable, CustodyEntriesTable } from "
 import { ApiError } from "../kernel/errors.ts";
 import { ulid } from "../kernel/ids.ts";
 import type { TransferInput } from "../ledger/model.ts";
-import { commitUnit, type Extra, type Tx } from "../payments/unit-of-work.ts";
+import { allApplied as allAccepted, commitUnit, type Extra, type Tx } from "../payments/unit-of-work.ts";
 import { stringifyJson } from "../http/json.ts";
-import { arrivalTransfer, escrowAccounts, reversalTransfer, suspenseToEscrow, type Agreement } from "../escrow/model.ts";
+import { arrivalTransfer, escrowAccounts, reversalTransfer, suspenseToEscrow, withStatus, type Agreement } from "../escrow/model.ts";
 import { normaliseName } from "../escrow/pii.ts";
-import { PERSON_NAME_INDEX, lockName, type AgreementService } from "../escrow/service.ts";
+import { PERSON_NAME_INDEX, bankLock, lockName, type AgreementService } from "../escrow/service.ts";
+
+export { bankLock };
 import { matchEntry, remittanceTokens, type MatchCandidate } from "./matching.ts";
 import { parseDocument, validateProfile, type BankProfile, type ParsedEntry, type QuarantineReason } from "./parsers/index.ts";
 import { agreementFromRow } from "../escrow/view.ts";
 
 export const PAYER_NAME_PURPOSE = "custody.payer_name";
+/** Entries applied in one unit of work (one transaction, one batch of transfers). */
+const ENTRIES_PER_UNIT_MAX = 1000;
 /** The bank's local time decides booking dates (statements are by local booking date). */
 const BANK_TIMEZONE_OFFSET_MS = 8 * 3600_000;
-
-export function bankLock(bank: string): string {
-  return `custody:${bank}`;
-}
 
 export function localDate(us: bigint): string {
   return new Date(Number(us / 1000n) + BANK_TIMEZONE_OFFSET_MS).toISOString().slice(0, 10);
@@ -131,12 +131,14 @@ export class ArrivalInbox {
       }
       const existing = new Map((await this.ctx.db.read.selectFrom("custody_entries").selectAll().where("document_id", "=", documentId).execute()).map((e) => [Number(e.position), e]));
       let quarantined = 0;
-      for (const entry of entries) {
-        const before = existing.get(entry.position);
-        // Never applied twice: only a quarantined entry (or a new one) is looked at again.
-        if (before && before.status !== "quarantined") continue;
-        const status = await this.applyEntry(doc, entry, before ?? null);
-        if (status === "quarantined") quarantined++;
+      // Never applied twice: only a quarantined entry (or a new one) is looked at again.
+      const open = entries.filter((e) => {
+        const before = existing.get(e.position);
+        return !before || before.status === "quarantined";
+      });
+      for (let i = 0; i < open.length; i += ENTRIES_PER_UNIT_MAX) {
+        const chunk = open.slice(i, i + ENTRIES_PER_UNIT_MAX);
+        quarantined += await this.applyChunk(doc, chunk, existing);
       }
       const docStatus = errors.length > 0 || quarantined > 0 ? "quarantined" : "processed";
       const now = this.ctx.clock.nowUs();
@@ -157,6 +159,135 @@ export class ArrivalInbox {
       if (docStatus === "quarantined") this.logger.warn({ notice: documentId, bank: doc.bank, errors, quarantined }, "notice quarantined: money may have arrived that Tally cannot see yet");
       return { status: docStatus, errors };
     });
+  }
+
+  /**
+   * Applies entries of one document in one unit of work: decisions are made in order (a reference
+   * seen earlier in the chunk makes a later entry its duplicate), then every arrival's transfer,
+   * every entry and arrival row and every agreement touched commit together. The caller holds the
+   * bank's lock, under which every change to the bank's agreements runs, so the agreements read
+   * here cannot change before the commit. Reversals take the one-by-one path. Returns how many
+   * entries were quarantined.
+   */
+  private async applyChunk(doc: CustodyDocumentsTable, chunk: readonly ParsedEntry[], existing: ReadonlyMap<number, CustodyEntriesTable>): Promise<number> {
+    const db = this.ctx.db.read;
+    const bank = doc.bank;
+    const refs = [...new Set(chunk.map((e) => e.bankReference).filter((r): r is string => r !== null))];
+    const seen = new Map<string, ArrivalsTable>();
+    for (let i = 0; i < refs.length; i += 500) {
+      for (const a of await db.selectFrom("arrivals").selectAll().where("bank", "=", bank).where("bank_reference", "in", refs.slice(i, i + 500)).execute()) seen.set(a.bank_reference, a);
+    }
+    const rows = chunk.map((e) => this.entryRow(doc, e, existing.get(e.position) ?? null));
+    // Candidates of the whole chunk, loaded once: by account, by remittance token, by payer name.
+    const accounts = [...new Set(chunk.map((e) => e.account).filter((a): a is string => a !== null))];
+    const tokens = [...new Set(chunk.flatMap((e) => [...remittanceTokens(e.remittance)]))];
+    const names = [...new Set(rows.map((r) => r.payer_name_index).filter((n): n is string => n !== null))];
+    const agreementRows = new Map<string, import("../db/schema.ts").AgreementsTable>();
+    const load = async (column: "virtual_account_number" | "id" | "contract_ref" | "payer_name_index", values: string[]) => {
+      for (let i = 0; i < values.length; i += 500) {
+        for (const r of await db.selectFrom("agreements").selectAll().where("custody_bank", "=", bank).where(column, "in", values.slice(i, i + 500)).execute()) agreementRows.set(r.id, r);
+      }
+    };
+    await load("virtual_account_number", accounts);
+    await load("id", tokens);
+    await load("contract_ref", tokens);
+    await load("payer_name_index", names);
+    const agreements = new Map<string, Agreement>([...agreementRows.values()].map((r) => [r.id, agreementFromRow(r)]));
+    const received = new Map<string, bigint>();
+    const candidate = (a: Agreement): MatchCandidate => ({
+      id: a.id,
+      contractRef: a.contractRef,
+      virtualAccount: a.virtualAccountNumber,
+      status: a.status,
+      currency: a.currency,
+      amountDue: a.amountDue,
+      amountReceived: a.amountReceived + (received.get(a.id) ?? 0n),
+      payerNameIndex: agreementRows.get(a.id)!.payer_name_index,
+    });
+
+    const now = this.ctx.clock.nowUs();
+    const entries: Array<{ row: CustodyEntriesTable; insert: boolean }> = [];
+    const arrivals: ArrivalsTable[] = [];
+    const transfers: TransferInput[] = [];
+    const alerts: Array<{ ref: string; arrival: string; position: number }> = [];
+    const slow: ParsedEntry[] = [];
+    let quarantined = 0;
+    chunk.forEach((e, i) => {
+      const base = rows[i]!;
+      const insert = !existing.has(e.position);
+      const put = (status: CustodyEntriesTable["status"], reason: unknown, more: Partial<CustodyEntriesTable> = {}) => {
+        if (status === "quarantined") quarantined++;
+        entries.push({ row: { ...base, status, reason: reason === null ? null : JSON.stringify(reason), ...more }, insert });
+      };
+      if (e.quarantine) return put("quarantined", e.quarantine);
+      if (e.status !== "booked") return put("ignored", { code: e.status === "pending" ? "pending_entry" : "information_only" });
+      if (e.bankReference === null) return put("quarantined", { code: "missing_bank_reference" });
+      if (e.amount === null || e.currency === null || e.direction === null) return put("quarantined", { code: "missing_field", field: "amount" });
+      if (e.reversal) return void slow.push(e);
+      if (e.direction !== "credit") return put("ignored", { code: "debit" });
+      const arrival = seen.get(e.bankReference);
+      if (arrival) {
+        if (BigInt(arrival.amount) === e.amount && (arrival.account === null || e.account === null || arrival.account === e.account)) {
+          return put("duplicate", null, { arrival_id: arrival.id, agreement_id: arrival.agreement_id });
+        }
+        alerts.push({ ref: e.bankReference, arrival: arrival.id, position: e.position });
+        return put("quarantined", { code: "conflicts_with_arrival", field: "bank_reference", value: e.bankReference });
+      }
+      const match = matchEntry({ account: e.account, amount: e.amount, currency: e.currency, remittance: e.remittance, payerNameIndex: base.payer_name_index }, [...agreements.values()].map(candidate));
+      const target = match ? agreements.get(match.agreementId)! : null;
+      const row: ArrivalsTable = {
+        id: `arr_${ulid()}`,
+        agreement_id: target?.id ?? null,
+        bank,
+        amount: e.amount,
+        currency: e.currency,
+        bank_reference: e.bankReference,
+        account: e.account,
+        source: "notice",
+        document_id: doc.id,
+        entry_id: base.id,
+        status: target ? "matched" : "unmatched",
+        booked_at: e.bookedAtUs,
+        booking_date: base.booking_date ?? localDate(e.bookedAtUs ?? now),
+        created_at: now,
+        created_by: null,
+        reason: match ? `matched by ${match.rule}` : null,
+      };
+      arrivals.push(row);
+      seen.set(e.bankReference, row);
+      transfers.push(arrivalTransfer(row.id, bank, e.currency, e.amount, target?.escrowAccountId ?? null));
+      if (target) received.set(target.id, (received.get(target.id) ?? 0n) + e.amount);
+      put(target ? "matched" : "unmatched", null, { arrival_id: row.id, agreement_id: target?.id ?? null });
+    });
+    for (const currency of new Set(arrivals.map((a) => a.currency))) {
+      await this.agreements.ensureAccount(escrowAccounts.clearing(bank, currency), currency, "debit", null);
+      await this.agreements.ensureAccount(escrowAccounts.suspense(bank, currency), currency, "credit", null);
+    }
+    const changed = [...received].map(([id, amount]) => {
+      const before = agreements.get(id)!;
+      return { before, next: withStatus({ ...before, amountReceived: before.amountReceived + amount, updatedAt: now, version: before.version + 1n }, now) };
+    });
+    await commitUnit(this.ctx.engine, transfers, (outcomes) => {
+      // Arrivals only credit escrow and suspense accounts: a refusal is a broken invariant.
+      if (!allAccepted(outcomes)) throw new Error(`the ledger refused an arrival of notice ${doc.id}: ${outcomes.find((o) => o.result !== "created" && o.result !== "exists")?.result}`);
+      return {
+        value: null,
+        write: async (tx) => {
+          for (const a of arrivals) await tx.insertInto("arrivals").values(a).execute();
+          for (const e of entries) await this.saveEntry(tx, e.row, e.insert);
+          for (const c of changed) await this.agreements.writeAgreement(tx, c.next, c.before);
+          for (const alert of alerts) {
+            await tx
+              .insertInto("outbox_events")
+              .values({ id: `evt_${ulid()}`, merchant_id: null, type: "custody.reconciliation_mismatch", created_at: now, data: stringifyJson({ object: { bank, bank_reference: alert.ref, arrival_id: alert.arrival, entry_position: alert.position, notice_id: doc.id } }) } as never)
+              .execute();
+          }
+        },
+      };
+    });
+    if (alerts.length > 0) this.logger.error({ bank, notice: doc.id, conflicts: alerts.length }, "entries conflict with earlier arrivals of the same bank reference");
+    for (const e of slow) if ((await this.applyEntry(doc, e, existing.get(e.position) ?? null)) === "quarantined") quarantined++;
+    return quarantined;
   }
 
   /** Candidates for matching one entry: by virtual account, by remittance tokens, by payer name. */

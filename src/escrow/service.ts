@@ -60,6 +60,11 @@ export function lockName(agreementId: string): string {
   return `agreement:${agreementId}`;
 }
 
+/** One bank's documents, and every change to its agreements, run one at a time. */
+export function bankLock(bank: string): string {
+  return `custody:${bank}`;
+}
+
 export class AgreementService {
   private readonly knownAccounts = new Set<string>();
 
@@ -84,6 +89,16 @@ export class AgreementService {
   async byVirtualAccount(bank: string, accountNumber: string): Promise<Agreement | null> {
     const row = await this.ctx.db.read.selectFrom("agreements").selectAll().where("custody_bank", "=", bank).where("virtual_account_number", "=", accountNumber).executeTakeFirst();
     return row ? agreementFromRow(row) : null;
+  }
+
+  /**
+   * Runs `work` holding the agreement's bank lock and its own: arrivals are applied under the bank
+   * lock in batches that write many agreements, so every other change of an agreement takes it too.
+   */
+  async locked<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const row = await this.ctx.db.read.selectFrom("agreements").select("custody_bank").where("id", "=", id).executeTakeFirst();
+    if (!row) throw new ApiError("not_found", `no agreement ${id}`, "id");
+    return this.ctx.lock.run(bankLock(row.custody_bank), () => this.ctx.lock.run(lockName(id), work));
   }
 
   bank(code: string): CustodyBank {
@@ -197,7 +212,7 @@ export class AgreementService {
 
   /** One attempt to open the agreement's custody account; returns the agreement as it is now. */
   async openAtBank(id: string, extra?: Extra<Agreement>): Promise<Agreement> {
-    return this.ctx.lock.run(lockName(id), async () => {
+    return this.locked(id, async () => {
       const a = await this.get(id, null);
       if (a.status !== "pending_bank") {
         if (extra) await commitUnit(this.ctx.engine, [], () => ({ value: a, write: async () => {} }), extra);
@@ -264,7 +279,7 @@ export class AgreementService {
       .limit(this.ctx.limits.paymentJobBatchMax)
       .execute();
     for (const row of due) {
-      await this.ctx.lock.run(lockName(row.id), async () => {
+      await this.locked(row.id, async () => {
         const a = await this.get(row.id, null);
         const next = withStatus({ ...a, updatedAt: now, version: a.version + 1n }, now);
         if (next.status === a.status) return;
@@ -275,7 +290,7 @@ export class AgreementService {
   }
 
   async cancel(id: string, merchantId: string | null, extra?: Extra<Agreement>): Promise<Agreement> {
-    return this.ctx.lock.run(lockName(id), async () => {
+    return this.locked(id, async () => {
       const a = await this.get(id, merchantId);
       if (a.amountReceived > 0n || !["pending_bank", "awaiting_funds", "bank_rejected", "expired"].includes(a.status)) {
         throw new ApiError("invalid_state_transition", `an agreement that is ${a.status}${a.amountReceived > 0n ? " with money received" : ""} cannot be canceled`);
@@ -315,7 +330,7 @@ export class AgreementService {
 
   async payOut(kind: "release" | "refund", agreementId: string, merchantId: string | null, input: { id?: string; amount?: bigint }, extra?: Extra<unknown>) {
     const hash = requestHash({ kind, agreementId, amount: input.amount ?? null });
-    const started = await this.ctx.lock.run(lockName(agreementId), async () => {
+    const started = await this.locked(agreementId, async () => {
       const a = await this.get(agreementId, merchantId);
       if (input.id !== undefined) {
         const existing = await this.ctx.db.read.selectFrom("custody_payouts").selectAll().where("id", "=", input.id).executeTakeFirst();
@@ -371,7 +386,7 @@ export class AgreementService {
   /** Records the bank's answer about a release or refund; an answer that changes nothing is a no-op. */
   async settlePayout(payoutId: string, result: CustodyPayoutResult, extra?: Extra<unknown>) {
     const first = await this.ctx.db.read.selectFrom("custody_payouts").selectAll().where("id", "=", payoutId).executeTakeFirstOrThrow();
-    return this.ctx.lock.run(lockName(first.agreement_id), async () => {
+    return this.locked(first.agreement_id, async () => {
       const p = await this.ctx.db.read.selectFrom("custody_payouts").selectAll().where("id", "=", payoutId).executeTakeFirstOrThrow();
       const a = await this.get(p.agreement_id, null);
       const now = this.nowUs();
@@ -413,7 +428,7 @@ export class AgreementService {
 
   /** 定转佣: from the escrow to the agent's commission account, at once; idempotent by event id. */
   async commission(agreementId: string, merchantId: string | null, input: { eventId: string; amount: bigint; accountId?: string }, extra?: Extra<Agreement>): Promise<Agreement> {
-    return this.ctx.lock.run(lockName(agreementId), async () => {
+    return this.locked(agreementId, async () => {
       const a = await this.get(agreementId, merchantId);
       const existing = await this.ctx.db.read.selectFrom("commissions").selectAll().where("agreement_id", "=", a.id).where("event_id", "=", input.eventId).executeTakeFirst();
       if (existing) {
