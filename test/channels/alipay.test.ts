@@ -29,7 +29,7 @@ let channel: AlipayChannel;
 let seq = 0;
 
 function channelWith(overrides: Partial<Parameters<typeof createAlipayChannel>[0]> = {}): AlipayChannel {
-  return createAlipayChannel({ appId: APP_ID, privateKey: app.privateKeyPem, alipayPublicKey: fake.alipayKeys.publicKeyPem, gatewayUrl, timeoutMs: 400, ...overrides }, now);
+  return createAlipayChannel({ appId: APP_ID, privateKey: app.privateKeyPem, alipayPublicKey: fake.alipayKeys.publicKeyPem, gatewayUrl, timeoutMs: 1000, ...overrides }, now);
 }
 
 before(async () => {

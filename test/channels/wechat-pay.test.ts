@@ -42,7 +42,7 @@ function config(overrides: Partial<WechatPayConfig> = {}): WechatPayConfig {
     apiV3Key: APIV3_KEY,
     platformPublicKeys: { [fake.platformSerial]: fake.platformKeys.publicKeyPem },
     baseUrl,
-    timeoutMs: 400,
+    timeoutMs: 1000, // well under the fake's slow answer (1.5 s), well over a loaded machine's round trip
     ...overrides,
   };
 }
