@@ -90,3 +90,16 @@ export function firstReason(...reasons: (QuarantineReason | null)[]): Quarantine
   for (const r of reasons) if (r !== null) return r;
   return null;
 }
+
+const interned = new Map<string, string>();
+/** One shared copy of a short, often repeated value (currency, status, date), so a large document's entries do not each hold their own. */
+export function intern(s: string): string;
+export function intern(s: string | null): string | null;
+export function intern(s: string | null): string | null {
+  if (s === null || s.length > 32) return s;
+  const known = interned.get(s);
+  if (known !== undefined) return known;
+  if (interned.size >= 4096) interned.clear();
+  interned.set(s, s);
+  return s;
+}

@@ -5,7 +5,7 @@
 
 import { SaxesParser } from "saxes";
 import type { DocumentBuilder, EntryDraft, StatementDraft } from "./builder.ts";
-import { firstReason } from "./builder.ts";
+import { firstReason, intern } from "./builder.ts";
 import { decimalToMinor } from "./decimal.ts";
 import { parseIsoDateTime } from "./dates.ts";
 import type { EntryStatus, ParsedBalance, QuarantineReason } from "./types.ts";
@@ -186,7 +186,7 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
       capture = { key, into, text: "" };
       if (key === "Amt") {
         const ccy = tag.attributes["Ccy"];
-        into.values.set("Amt@Ccy", typeof ccy === "string" ? ccy : "");
+        into.values.set("Amt@Ccy", typeof ccy === "string" ? detach(ccy) : "");
       }
     }
   });
@@ -197,7 +197,8 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
     const name = stack[depth - 1];
     if (capture !== null) {
       const key = capture.key;
-      const text = capture.text.trim();
+      // A copy, so a kept value never pins the whole decoded piece it was sliced from.
+      const text = detach(capture.text.trim());
       if (key === "RmtInf/Ustrd" && scope === "tx") ustrd.push(text);
       else if (!capture.into.values.has(key)) capture.into.values.set(key, text);
       capture = null;
@@ -244,6 +245,11 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
       if (doc.statements.length === 0 && doc.errors.length === 0) fail("body", "no statement or notification in the document");
     },
   };
+}
+
+/** A string that shares no storage with the (large) string it was cut from. */
+function detach(s: string): string {
+  return s.length < 13 ? s : (s + " ").slice(0, -1);
 }
 
 export function isAbort(error: unknown): boolean {
@@ -299,7 +305,7 @@ function readEntry(
   timezone: string,
 ): EntryDraft {
   const v = f.values;
-  const currency = v.get("Amt@Ccy") || null;
+  const currency = intern(v.get("Amt@Ccy") || null);
   const amountText = v.get("Amt");
   let amount: bigint | null = null;
   let amountReason: QuarantineReason | null = null;
@@ -317,7 +323,7 @@ function readEntry(
     direction !== null ? null : ind === undefined ? { code: "missing_field", field: "CdtDbtInd" } : { code: "malformed", field: "CdtDbtInd", value: ind };
   const rvsl = v.get("RvslInd");
   const reversal = rvsl === "true" || rvsl === "1";
-  const statusCode = v.get("Sts/Cd") || v.get("Sts/Prtry") || v.get("Sts") || null;
+  const statusCode = intern(v.get("Sts/Cd") || v.get("Sts/Prtry") || v.get("Sts") || null);
   const st = statusOf(statusCode ?? undefined);
 
   let bookedAtUs: bigint | null = null;
@@ -330,7 +336,7 @@ function readEntry(
     if (parsed === null) dateReason = { code: "unparseable_date", field: dateField, value: text };
     else {
       bookedAtUs = parsed.us;
-      bookingDate = parsed.date;
+      bookingDate = intern(parsed.date);
     }
   }
 

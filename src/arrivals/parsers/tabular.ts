@@ -2,7 +2,7 @@
 // record that cannot be applied is quarantined with the field and value at fault.
 
 import type { DocumentBuilder, EntryDraft } from "./builder.ts";
-import { firstReason } from "./builder.ts";
+import { firstReason, intern } from "./builder.ts";
 import { parseWithFormats } from "./dates.ts";
 import { decimalToMinor, exponentOf } from "./decimal.ts";
 import { JsonError, parseJson, readField, selectNodes, type JsonValue } from "./jsonpath.ts";
@@ -72,7 +72,7 @@ export function recordToEntry(get: Getter, p: CompiledProfile): EntryDraft {
     if (parsed === null) reasons.push({ code: "unparseable_date", field: "booked_at", value: dateText.slice(0, 200) });
     else {
       bookedAtUs = parsed.us;
-      bookingDate = parsed.date;
+      bookingDate = intern(parsed.date);
     }
   }
 
@@ -82,7 +82,7 @@ export function recordToEntry(get: Getter, p: CompiledProfile): EntryDraft {
   return {
     account: account || null,
     amount,
-    currency: currency || null,
+    currency: intern(currency || null),
     direction,
     status: "booked",
     reversal: false,
