@@ -45,6 +45,19 @@ const TX_FIELDS = new Set([
   "RmtInf/Ustrd",
 ]);
 
+/** Every proper prefix of the wanted paths: below anything else nothing is wanted. */
+function prefixesOf(sets: ReadonlySet<string>[]): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const set of sets) {
+    for (const key of set) {
+      const parts = key.split("/");
+      for (let i = 1; i < parts.length; i += 1) out.add(parts.slice(0, i).join("/"));
+    }
+  }
+  return out;
+}
+const PREFIXES = prefixesOf([STATEMENT_FIELDS, BALANCE_FIELDS, ENTRY_FIELDS, TX_FIELDS]);
+
 class Abort extends Error {}
 
 type Scope = "none" | "statement" | "balance" | "entry" | "tx";
@@ -72,6 +85,8 @@ export interface CamtParser {
 export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
   const parser = new SaxesParser({ xmlns: false, position: false });
   const stack: string[] = [];
+  /** For each open element: its path relative to the scope it is in, or null when nothing below it is wanted. */
+  const keys: (string | null)[] = [];
   let sinceEvent = 0;
   let statement: StatementDraft | null = null;
   let scope: Scope = "none";
@@ -93,7 +108,6 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
     throw new Abort(message);
   };
 
-  const relPath = (from: number): string => stack.slice(from).join("/");
 
   parser.on("error", (e) => fail("body", `not well-formed XML: ${e.message}`));
   parser.on("doctype", () => fail("body", "XML with a DOCTYPE is refused (entities are never expanded)"));
@@ -118,6 +132,7 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
     sinceEvent = 0;
     const name = localName(tag.name);
     stack.push(name);
+    keys.push(null);
     const depth = stack.length;
     if (depth > MAX_DEPTH) fail("body", `XML nested deeper than ${MAX_DEPTH} elements`);
     if (depth === 1) {
@@ -170,19 +185,34 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
       txCount += 1;
       return;
     }
-    const [fields, into, base] =
-      scope === "statement"
-        ? [STATEMENT_FIELDS, statementFields, statementDepth]
-        : scope === "balance"
-          ? [BALANCE_FIELDS, balanceFields, scopeDepth]
-          : scope === "entry"
-            ? [ENTRY_FIELDS, entryFields, entryDepth]
-            : scope === "tx"
-              ? [TX_FIELDS, txFields, scopeDepth]
-              : [null, null, 0];
-    if (fields === null || into === null) return;
-    const key = relPath(base);
-    if (fields.has(key)) {
+    let fields: ReadonlySet<string>;
+    let into: Fields;
+    let base: number;
+    if (scope === "entry") {
+      fields = ENTRY_FIELDS;
+      into = entryFields;
+      base = entryDepth;
+    } else if (scope === "tx") {
+      fields = TX_FIELDS;
+      into = txFields;
+      base = scopeDepth;
+    } else if (scope === "balance") {
+      fields = BALANCE_FIELDS;
+      into = balanceFields;
+      base = scopeDepth;
+    } else if (scope === "statement") {
+      fields = STATEMENT_FIELDS;
+      into = statementFields;
+      base = statementDepth;
+    } else return;
+    let key: string | null = null;
+    if (depth === base + 1) key = name;
+    else {
+      const parent = keys[depth - 2];
+      if (parent !== null && parent !== undefined && PREFIXES.has(parent)) key = `${parent}/${name}`;
+    }
+    keys[depth - 1] = key;
+    if (key !== null && fields.has(key)) {
       capture = { key, into, text: "" };
       if (key === "Amt") {
         const ccy = tag.attributes["Ccy"];
@@ -231,6 +261,7 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
       }
     }
     stack.pop();
+    keys.pop();
   });
 
   return {
