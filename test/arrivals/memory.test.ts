@@ -98,3 +98,49 @@ test("memory: the same file as one Buffer with every entry kept costs the entrie
   // whatever the file's size; the body and its decoded text are gone. Use onEntry to keep none.
   assert.ok(growth / entries.length < 1024, `${growth / entries.length} bytes per entry kept`);
 });
+
+test("memory: a generated ~30 MiB JSON notice is streamed too", { timeout: 300_000 }, () => {
+  const profile = {
+    format: "json",
+    fields: { entries: "$.data.items", account: "$.header.acct", amount: "amt", currency: "ccy", direction: "dcFlag", credit_value: "C", bank_reference: "serialNo", payer_name: "payerName", remittance: "memo", booked_at: "tranTime" },
+    amount_unit: "major", date_formats: ["yyyyMMdd HHmmss"], timezone: "Asia/Shanghai",
+  } as BankProfile;
+  const stats = { bytes: 0, entries: 0 };
+  function* body(): Generator<Uint8Array> {
+    let chunk = '{"header":{"acct":"VA0001"},"data":{"items":[';
+    while (stats.bytes + chunk.length < 30 * 1024 * 1024) {
+      const i = stats.entries;
+      chunk += `${i === 0 ? "" : ","}{"amt":"${i % 1000}.${String(i % 100).padStart(2, "0")}","ccy":"CNY","dcFlag":"C","serialNo":"SN${i}","payerName":"王小明 ${i}","memo":"AG-2023-${i} deposit for the apartment, first instalment","tranTime":"20230615 143000"}`;
+      stats.entries += 1;
+      if (chunk.length > 1024 * 1024) {
+        const b = Buffer.from(chunk);
+        stats.bytes += b.length;
+        yield b;
+        chunk = "";
+      }
+    }
+    const b = Buffer.from(chunk + "]}}");
+    stats.bytes += b.length;
+    yield b;
+  }
+  gc();
+  const baseline = process.memoryUsage().heapUsed;
+  let peak = baseline;
+  let count = 0;
+  const doc = parseDocument(body(), profile, {
+    onEntry(entry) {
+      count += 1;
+      assert.equal(entry.quarantine, null);
+      assert.equal(entry.account, "VA0001");
+      if (count % 20000 === 0) {
+        gc();
+        peak = Math.max(peak, process.memoryUsage().heapUsed);
+      }
+    },
+  });
+  const growth = peak - baseline;
+  console.log(`# big JSON: ${(stats.bytes / 1048576).toFixed(1)} MiB, ${count} entries, live heap growth ${(growth / 1048576).toFixed(1)} MiB`);
+  assert.deepEqual(doc.errors, []);
+  assert.equal(count, stats.entries);
+  assert.ok(growth < stats.bytes / 10, `live heap grew by ${growth} bytes for a ${stats.bytes}-byte file`);
+});

@@ -5,7 +5,7 @@ import type { DocumentBuilder, EntryDraft } from "./builder.ts";
 import { firstReason, intern } from "./builder.ts";
 import { parseWithFormats } from "./dates.ts";
 import { decimalToMinor, exponentOf } from "./decimal.ts";
-import { JsonError, parseJson, readField, selectNodes, type JsonValue } from "./jsonpath.ts";
+import { isObject, JsonError, parseJson, readField, selectNodes, type JsonValue } from "./jsonpath.ts";
 import type { CompiledProfile } from "./profile.ts";
 import type { EntryDirection, QuarantineReason } from "./types.ts";
 
@@ -122,7 +122,7 @@ export function readJsonNotice(text: string, doc: DocumentBuilder, p: CompiledPr
     };
     const entry = recordToEntry(get, p);
     doc.addEntry(
-      typeof item === "object" && item !== null && !Array.isArray(item) ? entry : { ...entry, quarantine: { code: "malformed", field: "entries", value: "an entry is not an object" } },
+      isObject(item) ? entry : { ...entry, quarantine: { code: "malformed", field: "entries", value: "an entry is not an object" } },
       statement,
     );
   }
