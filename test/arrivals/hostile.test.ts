@@ -57,7 +57,17 @@ test("XML: a truncated notification keeps the entries read before the cut and re
 
 test("encodings: invalid UTF-8, UTF-16, unknown declarations, NUL bytes", () => {
   const bad = Buffer.concat([Buffer.from(camt054([camtEntry({ ref: "R", debtor: "A" })]).replace("A</Nm>", "")), Buffer.from([0xc3, 0x28])]);
-  refused(parseDocument(bad, CAMT), /utf-8/);
+  const badDoc = parseDocument(bad, CAMT);
+  refused(badDoc, /utf-8/);
+  assert.equal(badDoc.statements.length, 0); // no entries from a body in the wrong encoding
+  // GB18030 bytes after 100 KiB of good UTF-8: the entries before them are dropped too.
+  const many = Array.from({ length: 400 }, (_, i) => camtEntry({ ref: `R${i}` }));
+  const [before, after] = camt054([...many, camtEntry({ ref: "LAST", debtor: "@@" })]).split("@@");
+  const late = Buffer.concat([Buffer.from(before!), Buffer.from([0xb0, 0xa1]), Buffer.from(after!)]);
+  assert.ok(late.length > 100_000);
+  const lateDoc = parseDocument(late, CAMT);
+  refused(lateDoc, /utf-8/);
+  assert.equal(lateDoc.statements.length, 0);
   refused(parseDocument(Buffer.from("\ufeff:20:X", "utf16le"), MT), /UTF-16/);
   refused(parseDocument(Buffer.from(camt054([], { decl: '<?xml version="1.0" encoding="EBCDIC-XYZ"?>' })), CAMT), /unsupported/);
   refused(parseDocument(Buffer.from(":20:X\n:25:A\u0000\n"), MT), /NUL/);

@@ -73,6 +73,11 @@ export class DocumentBuilder {
     else statement.entries.push(entry);
   }
 
+  /** Forgets what was read (a body in the wrong encoding is wrong as a whole). Entries already given to onEntry stay given. */
+  discard(): void {
+    this.statements.length = 0;
+  }
+
   error(code: QuarantineReason["code"], field: string, value?: string): void {
     // A hostile body could produce endless errors; a handful says enough.
     if (this.errors.length >= 20) return;

@@ -91,7 +91,12 @@ function run(
     });
     sink.close();
   } catch (e) {
-    if (e instanceof EncodingError) doc.error("malformed", "encoding", e.message);
+    if (e instanceof EncodingError) {
+      // Text before the bad bytes decoded fine, but a body in the wrong encoding is wrong as a
+      // whole: no entries rather than some.
+      doc.discard();
+      doc.error("malformed", "encoding", e.message);
+    }
     else if (e instanceof RangeError && e.message.includes("64 MiB")) doc.error("malformed", "body", e.message);
     else if (!isAbort(e) && !isMt940Abort(e) && !isJsonAbort(e)) {
       // Parsers signal every expected problem themselves; anything else is still a bad body, not a crash.
