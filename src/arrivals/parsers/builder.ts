@@ -73,6 +73,11 @@ export class DocumentBuilder {
     else statement.entries.push(entry);
   }
 
+  /** Forgets what was read (a body in the wrong encoding is wrong as a whole). Entries already given to onEntry stay given. */
+  discard(): void {
+    this.statements.length = 0;
+  }
+
   error(code: QuarantineReason["code"], field: string, value?: string): void {
     // A hostile body could produce endless errors; a handful says enough.
     if (this.errors.length >= 20) return;
@@ -89,4 +94,17 @@ export class DocumentBuilder {
 export function firstReason(...reasons: (QuarantineReason | null)[]): QuarantineReason | null {
   for (const r of reasons) if (r !== null) return r;
   return null;
+}
+
+const interned = new Map<string, string>();
+/** One shared copy of a short, often repeated value (currency, status, date), so a large document's entries do not each hold their own. */
+export function intern(s: string): string;
+export function intern(s: string | null): string | null;
+export function intern(s: string | null): string | null {
+  if (s === null || s.length > 32) return s;
+  const known = interned.get(s);
+  if (known !== undefined) return known;
+  if (interned.size >= 4096) interned.clear();
+  interned.set(s, s);
+  return s;
 }

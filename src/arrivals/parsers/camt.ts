@@ -5,7 +5,7 @@
 
 import { SaxesParser } from "saxes";
 import type { DocumentBuilder, EntryDraft, StatementDraft } from "./builder.ts";
-import { firstReason } from "./builder.ts";
+import { firstReason, intern } from "./builder.ts";
 import { decimalToMinor } from "./decimal.ts";
 import { parseIsoDateTime } from "./dates.ts";
 import type { EntryStatus, ParsedBalance, QuarantineReason } from "./types.ts";
@@ -45,6 +45,19 @@ const TX_FIELDS = new Set([
   "RmtInf/Ustrd",
 ]);
 
+/** Every proper prefix of the wanted paths: below anything else nothing is wanted. */
+function prefixesOf(sets: ReadonlySet<string>[]): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const set of sets) {
+    for (const key of set) {
+      const parts = key.split("/");
+      for (let i = 1; i < parts.length; i += 1) out.add(parts.slice(0, i).join("/"));
+    }
+  }
+  return out;
+}
+const PREFIXES = prefixesOf([STATEMENT_FIELDS, BALANCE_FIELDS, ENTRY_FIELDS, TX_FIELDS]);
+
 class Abort extends Error {}
 
 type Scope = "none" | "statement" | "balance" | "entry" | "tx";
@@ -72,6 +85,8 @@ export interface CamtParser {
 export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
   const parser = new SaxesParser({ xmlns: false, position: false });
   const stack: string[] = [];
+  /** For each open element: its path relative to the scope it is in, or null when nothing below it is wanted. */
+  const keys: (string | null)[] = [];
   let sinceEvent = 0;
   let statement: StatementDraft | null = null;
   let scope: Scope = "none";
@@ -93,7 +108,6 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
     throw new Abort(message);
   };
 
-  const relPath = (from: number): string => stack.slice(from).join("/");
 
   parser.on("error", (e) => fail("body", `not well-formed XML: ${e.message}`));
   parser.on("doctype", () => fail("body", "XML with a DOCTYPE is refused (entities are never expanded)"));
@@ -118,6 +132,7 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
     sinceEvent = 0;
     const name = localName(tag.name);
     stack.push(name);
+    keys.push(null);
     const depth = stack.length;
     if (depth > MAX_DEPTH) fail("body", `XML nested deeper than ${MAX_DEPTH} elements`);
     if (depth === 1) {
@@ -170,23 +185,38 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
       txCount += 1;
       return;
     }
-    const [fields, into, base] =
-      scope === "statement"
-        ? [STATEMENT_FIELDS, statementFields, statementDepth]
-        : scope === "balance"
-          ? [BALANCE_FIELDS, balanceFields, scopeDepth]
-          : scope === "entry"
-            ? [ENTRY_FIELDS, entryFields, entryDepth]
-            : scope === "tx"
-              ? [TX_FIELDS, txFields, scopeDepth]
-              : [null, null, 0];
-    if (fields === null || into === null) return;
-    const key = relPath(base);
-    if (fields.has(key)) {
+    let fields: ReadonlySet<string>;
+    let into: Fields;
+    let base: number;
+    if (scope === "entry") {
+      fields = ENTRY_FIELDS;
+      into = entryFields;
+      base = entryDepth;
+    } else if (scope === "tx") {
+      fields = TX_FIELDS;
+      into = txFields;
+      base = scopeDepth;
+    } else if (scope === "balance") {
+      fields = BALANCE_FIELDS;
+      into = balanceFields;
+      base = scopeDepth;
+    } else if (scope === "statement") {
+      fields = STATEMENT_FIELDS;
+      into = statementFields;
+      base = statementDepth;
+    } else return;
+    let key: string | null = null;
+    if (depth === base + 1) key = name;
+    else {
+      const parent = keys[depth - 2];
+      if (parent !== null && parent !== undefined && PREFIXES.has(parent)) key = `${parent}/${name}`;
+    }
+    keys[depth - 1] = key;
+    if (key !== null && fields.has(key)) {
       capture = { key, into, text: "" };
       if (key === "Amt") {
         const ccy = tag.attributes["Ccy"];
-        into.values.set("Amt@Ccy", typeof ccy === "string" ? ccy : "");
+        into.values.set("Amt@Ccy", typeof ccy === "string" ? detach(ccy) : "");
       }
     }
   });
@@ -197,7 +227,8 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
     const name = stack[depth - 1];
     if (capture !== null) {
       const key = capture.key;
-      const text = capture.text.trim();
+      // A copy, so a kept value never pins the whole decoded piece it was sliced from.
+      const text = detach(capture.text.trim());
       if (key === "RmtInf/Ustrd" && scope === "tx") ustrd.push(text);
       else if (!capture.into.values.has(key)) capture.into.values.set(key, text);
       capture = null;
@@ -230,6 +261,7 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
       }
     }
     stack.pop();
+    keys.pop();
   });
 
   return {
@@ -244,6 +276,11 @@ export function camtParser(doc: DocumentBuilder, timezone: string): CamtParser {
       if (doc.statements.length === 0 && doc.errors.length === 0) fail("body", "no statement or notification in the document");
     },
   };
+}
+
+/** A string that shares no storage with the (large) string it was cut from. */
+function detach(s: string): string {
+  return s.length < 13 ? s : (s + " ").slice(0, -1);
 }
 
 export function isAbort(error: unknown): boolean {
@@ -299,7 +336,7 @@ function readEntry(
   timezone: string,
 ): EntryDraft {
   const v = f.values;
-  const currency = v.get("Amt@Ccy") || null;
+  const currency = intern(v.get("Amt@Ccy") || null);
   const amountText = v.get("Amt");
   let amount: bigint | null = null;
   let amountReason: QuarantineReason | null = null;
@@ -317,7 +354,7 @@ function readEntry(
     direction !== null ? null : ind === undefined ? { code: "missing_field", field: "CdtDbtInd" } : { code: "malformed", field: "CdtDbtInd", value: ind };
   const rvsl = v.get("RvslInd");
   const reversal = rvsl === "true" || rvsl === "1";
-  const statusCode = v.get("Sts/Cd") || v.get("Sts/Prtry") || v.get("Sts") || null;
+  const statusCode = intern(v.get("Sts/Cd") || v.get("Sts/Prtry") || v.get("Sts") || null);
   const st = statusOf(statusCode ?? undefined);
 
   let bookedAtUs: bigint | null = null;
@@ -330,7 +367,7 @@ function readEntry(
     if (parsed === null) dateReason = { code: "unparseable_date", field: dateField, value: text };
     else {
       bookedAtUs = parsed.us;
-      bookingDate = parsed.date;
+      bookingDate = intern(parsed.date);
     }
   }
 

@@ -1,9 +1,8 @@
 // The parsers of bank arrival notices and statements (ESCROW.md "Arrival notices", "Bank
 // profiles", "Statements and reconciliation"). Pure and synchronous: bytes (+ profile) in, a
 // ParsedDocument out; never throws on bad input. Bodies are decoded and tokenised in 64 KiB
-// pieces, so camt and MT940 files of any size are read in bounded memory (JSON is the exception:
-// it is parsed whole, within the 64 MiB body limit). Pass `onEntry` to receive entries one by one
-// instead of collecting them.
+// pieces, so files of any size are read in bounded memory (see jsonstream.ts for JSON's one
+// exception). Pass `onEntry` to receive entries one by one instead of collecting them.
 
 import { DocumentBuilder, type ParseOptions } from "./builder.ts";
 import { camtParser, isAbort } from "./camt.ts";
@@ -16,6 +15,7 @@ import {
   peek,
   type TextEncodingName,
 } from "./encoding.ts";
+import { isJsonAbort, jsonStreamParser, streamable } from "./jsonstream.ts";
 import { isMt940Abort, mt940Parser } from "./mt940.ts";
 import { compileProfile, validateProfile, type CompiledProfile } from "./profile.ts";
 import { csvParser, readJsonNotice } from "./tabular.ts";
@@ -91,9 +91,14 @@ function run(
     });
     sink.close();
   } catch (e) {
-    if (e instanceof EncodingError) doc.error("malformed", "encoding", e.message);
+    if (e instanceof EncodingError) {
+      // Text before the bad bytes decoded fine, but a body in the wrong encoding is wrong as a
+      // whole: no entries rather than some.
+      doc.discard();
+      doc.error("malformed", "encoding", e.message);
+    }
     else if (e instanceof RangeError && e.message.includes("64 MiB")) doc.error("malformed", "body", e.message);
-    else if (!isAbort(e) && !isMt940Abort(e)) {
+    else if (!isAbort(e) && !isMt940Abort(e) && !isJsonAbort(e)) {
       // Parsers signal every expected problem themselves; anything else is still a bad body, not a crash.
       doc.error("malformed", "body", e instanceof Error ? e.message : String(e));
     }
@@ -111,7 +116,10 @@ function parseWith(format: NoticeFormat, body: Body, compiled: CompiledProfile |
     run(doc, chunks, head, false, encoding, mt940Parser(doc, { timezone, reference: compiled?.reference ?? null }));
   } else if (format === "csv") {
     run(doc, chunks, head, false, encoding, csvParser(doc, compiled!));
+  } else if (streamable(compiled!)) {
+    run(doc, chunks, head, false, encoding, jsonStreamParser(doc, compiled!));
   } else {
+    // Negative indices need whole arrays: parse the whole body (within the 64 MiB limit).
     const pieces: string[] = [];
     run(doc, chunks, head, false, encoding, {
       write: (t) => pieces.push(t),

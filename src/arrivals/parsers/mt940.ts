@@ -4,7 +4,7 @@
 // decimals. Read line by line from text pieces, so memory is bounded by one message.
 
 import type { DocumentBuilder, EntryDraft, StatementDraft } from "./builder.ts";
-import { firstReason } from "./builder.ts";
+import { firstReason, intern } from "./builder.ts";
 import { decimalToMinor } from "./decimal.ts";
 import { daysInMonth, isoDate, localToEpochMs } from "./dates.ts";
 import type { EntryDirection, ParsedBalance, QuarantineReason } from "./types.ts";
@@ -252,7 +252,7 @@ function readStatementLine(statement: StatementDraft, f: Field, info: Field | un
   const ms = real ? localToEpochMs({ year, month, day, hour: 0, minute: 0, second: 0, millisecond: 0 }, options.timezone) : null;
   if (ms === null) dateReason = { code: "unparseable_date", field: dateField, value: dateText };
   else {
-    bookingDate = isoDate(year, month, day);
+    bookingDate = intern(isoDate(year, month, day));
     bookedAtUs = BigInt(ms) * 1000n;
   }
 

@@ -2,10 +2,10 @@
 // record that cannot be applied is quarantined with the field and value at fault.
 
 import type { DocumentBuilder, EntryDraft } from "./builder.ts";
-import { firstReason } from "./builder.ts";
+import { firstReason, intern } from "./builder.ts";
 import { parseWithFormats } from "./dates.ts";
 import { decimalToMinor, exponentOf } from "./decimal.ts";
-import { JsonError, parseJson, readField, selectNodes, type JsonValue } from "./jsonpath.ts";
+import { isObject, JsonError, parseJson, readField, selectNodes, type JsonValue } from "./jsonpath.ts";
 import type { CompiledProfile } from "./profile.ts";
 import type { EntryDirection, QuarantineReason } from "./types.ts";
 
@@ -72,7 +72,7 @@ export function recordToEntry(get: Getter, p: CompiledProfile): EntryDraft {
     if (parsed === null) reasons.push({ code: "unparseable_date", field: "booked_at", value: dateText.slice(0, 200) });
     else {
       bookedAtUs = parsed.us;
-      bookingDate = parsed.date;
+      bookingDate = intern(parsed.date);
     }
   }
 
@@ -82,7 +82,7 @@ export function recordToEntry(get: Getter, p: CompiledProfile): EntryDraft {
   return {
     account: account || null,
     amount,
-    currency: currency || null,
+    currency: intern(currency || null),
     direction,
     status: "booked",
     reversal: false,
@@ -122,7 +122,7 @@ export function readJsonNotice(text: string, doc: DocumentBuilder, p: CompiledPr
     };
     const entry = recordToEntry(get, p);
     doc.addEntry(
-      typeof item === "object" && item !== null && !Array.isArray(item) ? entry : { ...entry, quarantine: { code: "malformed", field: "entries", value: "an entry is not an object" } },
+      isObject(item) ? entry : { ...entry, quarantine: { code: "malformed", field: "entries", value: "an entry is not an object" } },
       statement,
     );
   }
