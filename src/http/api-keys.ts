@@ -5,7 +5,7 @@ import type { Database } from "../db/database.ts";
 import { ulid } from "../kernel/ids.ts";
 
 /** Every scope Tally knows. `*` (the admin key's) grants all. */
-export const SCOPES = ["ledger:read", "ledger:write", "payments:read", "payments:write", "webhooks:write", "stats:read", "metrics:read", "keys:write"] as const;
+export const SCOPES = ["ledger:read", "ledger:write", "payments:read", "payments:write", "webhooks:write", "stats:read", "metrics:read", "keys:write", "pii:reveal", "vault:admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface Principal {

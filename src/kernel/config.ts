@@ -42,6 +42,12 @@ export interface Limits {
   readonly webhookConcurrencyMax: number;
   /** The first retry of a failed webhook waits this long; each next one twice as long (capped at an hour). */
   readonly webhookRetryBaseMs: number;
+  /** Rows the vault's re-encryption job rewrites per batch (one transaction each). */
+  readonly vaultReencryptBatchRows: number;
+  /** How often the vault job reloads data keys (rotations by other processes) and re-encrypts a few batches. */
+  readonly vaultJobIntervalMs: number;
+  /** Re-encryption batches one run of the vault job takes at most. */
+  readonly vaultJobBatchesMax: number;
 }
 
 export interface Config {
@@ -53,6 +59,8 @@ export interface Config {
   readonly publicUrl: string | undefined;
   /** The vault's master key file (created with mode 0600 on first start). */
   readonly vaultKeyFile: string;
+  /** The vault's algorithms for new keys: `aes` (AES-256-GCM, HMAC-SHA256) or `sm` (SM4-GCM, HMAC-SM3). */
+  readonly vaultSuite: "aes" | "sm";
   /** The routing rules file, re-read when it changes; absent = route each method to its channel. */
   readonly routingFile: string | undefined;
   /** The sandbox channel; on by default so a fresh machine can take a payment end to end. */
@@ -91,6 +99,9 @@ export const defaultLimits: Limits = {
   webhookAttemptsMax: 8,
   webhookConcurrencyMax: 16,
   webhookRetryBaseMs: 10_000,
+  vaultReencryptBatchRows: 200,
+  vaultJobIntervalMs: 10_000,
+  vaultJobBatchesMax: 10,
 };
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -102,6 +113,12 @@ function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
   return value;
 }
 
+function vaultSuiteFromEnv(raw: string | undefined): "aes" | "sm" {
+  if (raw === undefined || raw === "" || raw === "aes") return "aes";
+  if (raw === "sm") return "sm";
+  throw new Error(`TALLY_VAULT_SUITE must be aes or sm, got "${raw}"`);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const limits: Limits = {
     ...defaultLimits,
@@ -109,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchBodyBytesMax: intFromEnv(env, "TALLY_BATCH_BODY_BYTES_MAX", defaultLimits.batchBodyBytesMax, 1024, 256 * 1024 * 1024),
     engineQueueTransfersMax: intFromEnv(env, "TALLY_ENGINE_QUEUE_MAX", defaultLimits.engineQueueTransfersMax, 1, 10_000_000),
     channelTimeoutMs: intFromEnv(env, "TALLY_CHANNEL_TIMEOUT_MS", defaultLimits.channelTimeoutMs, 100, 120_000),
+    vaultReencryptBatchRows: intFromEnv(env, "TALLY_VAULT_REENCRYPT_BATCH_ROWS", defaultLimits.vaultReencryptBatchRows, 1, 10_000),
   };
   return {
     port: intFromEnv(env, "PORT", 8080, 0, 65535),
@@ -118,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.TALLY_LOG_LEVEL || "info",
     publicUrl: env.TALLY_PUBLIC_URL || undefined,
     vaultKeyFile: env.TALLY_VAULT_KEY_FILE || "./data/vault.key",
+    vaultSuite: vaultSuiteFromEnv(env.TALLY_VAULT_SUITE),
     routingFile: env.TALLY_ROUTING_FILE || undefined,
     simulator: (env.TALLY_SIMULATOR ?? "on") !== "off",
     demo: (env.TALLY_DEMO ?? "on") !== "off",
