@@ -133,7 +133,8 @@ export const personName: FieldType = {
     const v = text(raw, param).trim().replace(/\s+/g, " ");
     if (v.length === 0) throw invalid(param, "must not be empty");
     if ([...v].length > NAME_LENGTH_MAX) throw invalid(param, `must be at most ${NAME_LENGTH_MAX} characters`);
-    if (/[\p{Cc}\p{Cf}\d@<>]/u.test(v)) throw invalid(param, "must be a name (no digits, control characters or markup)");
+    // Digits are allowed: an account name may be a company's (“58同城”), not only a person's.
+    if (/[\p{Cc}\p{Cf}<>]/u.test(v)) throw invalid(param, "must be a name (no control characters or markup)");
     return v;
   },
   mask: maskPersonName,
