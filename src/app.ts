@@ -21,7 +21,7 @@ import { Router } from "./channels/routing.ts";
 import { configuredChannels } from "./channels/configured.ts";
 import { SimulatorChannel, defaultSimulatorSettings, type SimulatorSettings } from "./channels/simulator/index.ts";
 import { NotificationInbox, PaymentService, PayoutService, RefundService, registerNotifyRoutes, registerPaymentRoutes } from "./payments/index.ts";
-import { Vault, loadOrCreateMasterKey } from "./vault/vault.ts";
+import { AuditLog, Reencryptor, openVault, registerVaultRoutes, type Vault } from "./vault/index.ts";
 import { WebhookService, registerWebhookRoutes } from "./webhooks/index.ts";
 import { registerOpsRoutes } from "./ops/routes.ts";
 import { successRates } from "./ops/success-rates.ts";
@@ -54,11 +54,15 @@ export interface Tally {
   readonly arrivals: ArrivalInbox;
   readonly reconciliations: ReconciliationService;
   readonly banks: CustodyBanks;
+  readonly vault: Vault;
+  readonly audit: AuditLog;
   readonly channels: ReadonlyMap<string, Channel>;
   /** Runs every payment job once (re-query, expiry, refund retries, payout polls); for tests. */
   runPaymentJobs(): Promise<void>;
   /** Fans out new events and starts due webhook deliveries once; for tests. */
   runWebhookJobs(): Promise<void>;
+  /** Reloads data keys and re-encrypts up to `vaultJobBatchesMax` batches once; for tests. */
+  runVaultJobs(): Promise<void>;
   /** Starts listening; resolves to the base URL. */
   listen(): Promise<string>;
   /** Graceful stop: no new requests, in-flight ones finish, every queued write commits or is refused. */
@@ -108,7 +112,15 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   const idempotency = new IdempotencyStore(db, config.limits.idempotencyInFlightTimeoutMs, () => clock.nowMs());
   let shuttingDown = false;
 
-  const vault = new Vault(loadOrCreateMasterKey(config.vaultKeyFile));
+  let vault: Vault;
+  try {
+    vault = await openVault(db, { keyFile: config.vaultKeyFile, suite: config.vaultSuite });
+  } catch (error) {
+    await db.close().catch(() => {});
+    throw error;
+  }
+  const audit = new AuditLog(db, () => clock.nowUs());
+  const reencryptor = new Reencryptor(db, vault, () => clock.nowUs());
   const channels = new Map<string, Channel>();
   const simulator = config.simulator ? new SimulatorChannel({ ...defaultSimulatorSettings, latencyMs: config.simulatorLatencyMs, ...options.simulator }, () => clock.nowMs()) : null;
   if (simulator) channels.set(simulator.id, simulator);
@@ -197,6 +209,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
       registerWebhookRoutes(app, { webhooks, idempotency });
       registerOpsRoutes(app, { db, clock });
       registerSecurityRoutes(app, { events: securityEvents, limits: config.limits });
+      registerVaultRoutes(app, { db, vault, audit, revealers: [payouts.destinationRevealer()] });
     },
   );
 
@@ -216,6 +229,10 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   const runWebhookJobs = async () => {
     await webhooks.fanOut();
     await webhooks.deliverDue();
+  };
+
+  const runVaultJobs = async () => {
+    await reencryptor.run({ batchRows: config.limits.vaultReencryptBatchRows, batchesMax: config.limits.vaultJobBatchesMax });
   };
 
   const timers: NodeJS.Timeout[] = [];
@@ -256,6 +273,18 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
           .finally(() => (webhooksRunning = false));
       }, config.limits.paymentJobIntervalMs),
     );
+    // The vault job: picks up key versions rotated by other processes and moves rows onto the
+    // newest key a few bounded batches at a time.
+    let vaultRunning = false;
+    timers.push(
+      setInterval(() => {
+        if (vaultRunning || shuttingDown) return;
+        vaultRunning = true;
+        runVaultJobs()
+          .catch((err) => logger.warn({ err }, "vault job failed; it runs again shortly"))
+          .finally(() => (vaultRunning = false));
+      }, config.limits.vaultJobIntervalMs),
+    );
     for (const t of timers) t.unref();
   }
 
@@ -276,6 +305,9 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     router,
     channels,
     runPaymentJobs,
+    vault,
+    audit,
+    runVaultJobs,
     webhooks,
     runWebhookJobs,
     agreements,

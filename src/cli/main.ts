@@ -1,4 +1,4 @@
-// The `tally` command: serve, migrate, keys.
+// The `tally` command: serve, migrate, keys, vault, audit.
 import { parseArgs } from "node:util";
 import { createTally } from "../app.ts";
 import { openDatabase, redactUrl } from "../db/database.ts";
@@ -6,6 +6,7 @@ import { migrate } from "../db/migrations.ts";
 import { ApiKeyStore, SCOPES } from "../http/api-keys.ts";
 import { loadConfig } from "../kernel/config.ts";
 import { seedDemo } from "../payments/demo.ts";
+import { AuditLog, Reencryptor, coverageReport, formatCoverage, openVault, registeredPurposes, type Vault } from "../vault/index.ts";
 
 const USAGE = `Usage: tally <command>
 
@@ -15,6 +16,12 @@ const USAGE = `Usage: tally <command>
       [--merchant ID] [--name TEXT] [--expires-in-days N]
       [--require-signature]     only HMAC-signed requests are accepted (docs/security.md)
   keys revoke KEY_ID            revoke an API key
+  keys rotate-data-key          create a new vault data-key version (new values use it;
+      [--purpose P]             \`vault reencrypt\` or the server's job moves old rows onto it)
+  vault reencrypt               re-encrypt rows still under older data-key versions, in
+      [--batch-rows N] [--pause-ms N]   batches; resumes where a killed run stopped
+  vault coverage [--min PCT] [--json]   share of sensitive rows held encrypted; exits 1 below --min
+  audit verify                  check the reveal audit log's hash chain
 
 Scopes: ${SCOPES.join(", ")}, * (all)`;
 
@@ -70,6 +77,50 @@ async function withDatabase<T>(work: (db: ReturnType<typeof openDatabase>) => Pr
   }
 }
 
+async function withVault<T>(work: (db: ReturnType<typeof openDatabase>, vault: Vault) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  return withDatabase(async (db) => work(db, await openVault(db, { keyFile: config.vaultKeyFile, suite: config.vaultSuite })));
+}
+
+const nowUs = () => BigInt(Date.now()) * 1000n;
+
+async function vaultCommand(sub: string | undefined, rest: string[]): Promise<number> {
+  if (sub === "reencrypt") {
+    const { values } = parseArgs({ args: rest, options: { "batch-rows": { type: "string" }, "pause-ms": { type: "string" } } });
+    const batchRows = values["batch-rows"] ?? String(loadConfig().limits.vaultReencryptBatchRows);
+    const pauseMs = values["pause-ms"] ?? "0";
+    if (!/^[1-9]\d{0,4}$/.test(batchRows) || !/^\d{1,6}$/.test(pauseMs)) {
+      console.error("--batch-rows takes 1-99999 and --pause-ms 0-999999");
+      return 2;
+    }
+    const batches = await withVault((db, vault) =>
+      new Reencryptor(db, vault, nowUs).run({
+        batchRows: Number(batchRows),
+        pauseMs: Number(pauseMs),
+        onBatch: (b) => console.log(`${b.column} → v${b.targetVersion}: read ${b.rowsRead}, re-encrypted ${b.rowsChanged}, checkpoint ${b.lastKey ?? "-"}${b.finished ? " (done)" : ""}`),
+      }),
+    );
+    console.log(batches === 0 ? "every sensitive column is on its newest data key" : `finished after ${batches} batches`);
+    return 0;
+  }
+  if (sub === "coverage") {
+    const { values } = parseArgs({ args: rest, options: { min: { type: "string" }, json: { type: "boolean" } } });
+    if (values.min !== undefined && !/^\d{1,3}(\.\d+)?$/.test(values.min)) {
+      console.error("--min takes a percentage, e.g. --min 100");
+      return 2;
+    }
+    const report = await withVault((db, vault) => coverageReport(db, vault));
+    console.log(values.json ? JSON.stringify(report, null, 2) : formatCoverage(report));
+    if (values.min !== undefined && report.overall.coverage_percent < Number(values.min)) {
+      console.error(`coverage ${report.overall.coverage_percent}% is below ${values.min}%`);
+      return 1;
+    }
+    return 0;
+  }
+  console.error(USAGE);
+  return 2;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, sub, ...rest] = argv;
   switch (command) {
@@ -120,6 +171,21 @@ async function main(argv: string[]): Promise<number> {
         console.log("Store both now: they are shown once; the key is kept only as a hash, the secret only encrypted under the key.");
         return 0;
       }
+      if (sub === "rotate-data-key") {
+        const { values } = parseArgs({ args: rest, options: { purpose: { type: "string" } } });
+        const known = registeredPurposes();
+        if (values.purpose !== undefined && !known.includes(values.purpose)) {
+          console.error(`unknown purpose "${values.purpose}"; known: ${known.join(", ")}`);
+          return 2;
+        }
+        await withVault(async (_db, vault) => {
+          for (const purpose of values.purpose ? [values.purpose] : known) {
+            const version = await vault.rotate(purpose);
+            console.log(`${purpose}: data key version ${version} created; new values use it, run \`tally vault reencrypt\` (or let the server's job) move old rows`);
+          }
+        });
+        return 0;
+      }
       if (sub === "revoke" && rest[0]) {
         const ok = await withDatabase((db) => new ApiKeyStore(db, undefined, Date.now).revoke(rest[0]!));
         console.log(ok ? `revoked ${rest[0]}` : `no key ${rest[0]}`);
@@ -127,6 +193,22 @@ async function main(argv: string[]): Promise<number> {
       }
       console.error(USAGE);
       return 2;
+    }
+    case "vault":
+      return vaultCommand(sub, rest);
+    case "audit": {
+      if (sub !== "verify") {
+        console.error(USAGE);
+        return 2;
+      }
+      const result = await withDatabase((db) => new AuditLog(db, nowUs).verify());
+      if (result.ok) {
+        console.log(`the audit log's chain holds: ${result.rows} entries${result.head ? `, head ${result.head.position} ${result.head.hash}` : ""}`);
+        console.log("(keep the head elsewhere: removing the newest entries shows only against it)");
+        return 0;
+      }
+      console.error(`the audit log's chain is broken at position ${result.firstBroken!.position}: ${result.firstBroken!.problem} (${result.rows} entries before it hold)`);
+      return 1;
     }
     default:
       console.error(USAGE);

@@ -303,6 +303,58 @@ const steps: Record<string, Step> = {
       .addColumn("position", "bigint", (c) => c.notNull())
       .execute();
   },
+
+  "0004_vault": async (db, dialect) => {
+    await db.schema
+      .createTable("vault_data_keys")
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("purpose", "text", (c) => c.notNull())
+      .addColumn("version", "integer", (c) => c.notNull())
+      .addColumn("suite", "text", (c) => c.notNull())
+      .addColumn("provider", "text", (c) => c.notNull())
+      .addColumn("wrapped_key", "text", (c) => c.notNull())
+      .addColumn("created_at", "bigint", (c) => c.notNull())
+      .addPrimaryKeyConstraint("vault_data_keys_pk", ["kind", "purpose", "version"])
+      .execute();
+    // The reveal audit log: a hash chain (each row's hash covers the previous row's hash), with
+    // unique positions and previous hashes so concurrent appenders cannot fork it.
+    await db.schema
+      .createTable("vault_audit_log")
+      .addColumn("position", "bigint", (c) => c.primaryKey())
+      .addColumn("id", "text", (c) => c.notNull().unique())
+      .addColumn("at", "bigint", (c) => c.notNull())
+      .addColumn("actor", "text", (c) => c.notNull())
+      .addColumn("action", "text", (c) => c.notNull())
+      .addColumn("object_type", "text", (c) => c.notNull())
+      .addColumn("object_id", "text", (c) => c.notNull())
+      .addColumn("field", "text", (c) => c.notNull())
+      .addColumn("reason", "text", (c) => c.notNull())
+      .addColumn("prev_hash", "text", (c) => c.notNull().unique())
+      .addColumn("hash", "text", (c) => c.notNull())
+      .execute();
+    // Append-only in the database too: updating or deleting a row needs dropping these first
+    // (and the hash chain shows it even then).
+    if (dialect === "sqlite") {
+      await sql`create trigger vault_audit_log_no_update before update on vault_audit_log begin select raise(abort, 'vault_audit_log is append-only'); end`.execute(db);
+      await sql`create trigger vault_audit_log_no_delete before delete on vault_audit_log begin select raise(abort, 'vault_audit_log is append-only'); end`.execute(db);
+    } else {
+      await sql`create function vault_audit_log_append_only() returns trigger language plpgsql as $$ begin raise exception 'vault_audit_log is append-only'; end $$`.execute(db);
+      await sql`create trigger vault_audit_log_no_change before update or delete on vault_audit_log for each row execute function vault_audit_log_append_only()`.execute(db);
+    }
+    // Re-encryption progress per sensitive column: the target key version and the last primary
+    // key done, so a job killed midway resumes where it stopped.
+    await db.schema
+      .createTable("vault_reencrypt_progress")
+      .addColumn("name", "text", (c) => c.primaryKey())
+      .addColumn("target_version", "integer", (c) => c.notNull())
+      .addColumn("last_key", "text")
+      .addColumn("rows_changed", "bigint", (c) => c.notNull())
+      .addColumn("started_at", "bigint", (c) => c.notNull())
+      .addColumn("updated_at", "bigint", (c) => c.notNull())
+      .addColumn("finished_at", "bigint")
+      .execute();
+  },
+
   "0005_security": async (db) => {
     // A key's request-signing secret, encrypted under a key derived from the API key itself (see
     // http/api-keys.ts), and whether the key may only be used on signed requests.

@@ -405,6 +405,43 @@ export interface EscrowAuditTable {
   detail: string | null;
 }
 
+export interface VaultDataKeysTable {
+  kind: string;
+  purpose: string;
+  version: number;
+  suite: string;
+  provider: string;
+  /** The data key, encrypted by the key provider's master key. */
+  wrapped_key: string;
+  created_at: bigint;
+}
+
+export interface VaultAuditLogTable {
+  position: bigint;
+  id: string;
+  at: bigint;
+  /** The API key id that asked. */
+  actor: string;
+  action: string;
+  object_type: string;
+  object_id: string;
+  field: string;
+  reason: string;
+  prev_hash: string;
+  /** sha256(prev_hash ‖ canonical row), hex. */
+  hash: string;
+}
+
+export interface VaultReencryptProgressTable {
+  name: string;
+  target_version: number;
+  last_key: string | null;
+  rows_changed: bigint;
+  started_at: bigint;
+  updated_at: bigint;
+  finished_at: bigint | null;
+}
+
 export interface Tables {
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
@@ -432,4 +469,7 @@ export interface Tables {
   escrow_audit: EscrowAuditTable;
   security_events: SecurityEventsTable;
   request_nonces: RequestNoncesTable;
+  vault_data_keys: VaultDataKeysTable;
+  vault_audit_log: VaultAuditLogTable;
+  vault_reencrypt_progress: VaultReencryptProgressTable;
 }

@@ -23,6 +23,8 @@ export const SCOPES = [
   "metrics:read",
   "keys:write",
   "security:read",
+  "pii:reveal",
+  "vault:admin",
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 

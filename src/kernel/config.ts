@@ -75,6 +75,12 @@ export interface Limits {
   readonly securityEventsBufferMax: number;
   /** How often buffered security events are written, in one batch. */
   readonly securityEventsFlushIntervalMs: number;
+  /** Rows the vault's re-encryption job rewrites per batch (one transaction each). */
+  readonly vaultReencryptBatchRows: number;
+  /** How often the vault job reloads data keys (rotations by other processes) and re-encrypts a few batches. */
+  readonly vaultJobIntervalMs: number;
+  /** Re-encryption batches one run of the vault job takes at most. */
+  readonly vaultJobBatchesMax: number;
 }
 
 export interface Config {
@@ -86,6 +92,8 @@ export interface Config {
   readonly publicUrl: string | undefined;
   /** The vault's master key file (created with mode 0600 on first start). */
   readonly vaultKeyFile: string;
+  /** The vault's algorithms for new keys: `aes` (AES-256-GCM, HMAC-SHA256) or `sm` (SM4-GCM, HMAC-SM3). */
+  readonly vaultSuite: "aes" | "sm";
   /** The routing rules file, re-read when it changes; absent = route each method to its channel. */
   readonly routingFile: string | undefined;
   /** The sandbox channel; on by default so a fresh machine can take a payment end to end. */
@@ -151,6 +159,9 @@ export const defaultLimits: Limits = {
   apiKeyCacheTtlMs: 1_000,
   securityEventsBufferMax: 10_000,
   securityEventsFlushIntervalMs: 1_000,
+  vaultReencryptBatchRows: 200,
+  vaultJobIntervalMs: 10_000,
+  vaultJobBatchesMax: 10,
 };
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -160,6 +171,12 @@ function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
   const value = Number(raw);
   if (value < min || value > max) throw new Error(`${name} must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+function vaultSuiteFromEnv(raw: string | undefined): "aes" | "sm" {
+  if (raw === undefined || raw === "" || raw === "aes") return "aes";
+  if (raw === "sm") return "sm";
+  throw new Error(`TALLY_VAULT_SUITE must be aes or sm, got "${raw}"`);
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -179,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     blockDurationMs: intFromEnv(env, "TALLY_BLOCK_DURATION_MS", defaultLimits.blockDurationMs, 0, 7 * 86_400_000),
     signatureWindowMs: intFromEnv(env, "TALLY_SIGNATURE_WINDOW_MS", defaultLimits.signatureWindowMs, 1_000, 3_600_000),
     apiKeyCacheTtlMs: intFromEnv(env, "TALLY_API_KEY_CACHE_TTL_MS", defaultLimits.apiKeyCacheTtlMs, 0, 60_000),
+    vaultReencryptBatchRows: intFromEnv(env, "TALLY_VAULT_REENCRYPT_BATCH_ROWS", defaultLimits.vaultReencryptBatchRows, 1, 10_000),
   };
   return {
     port: intFromEnv(env, "PORT", 8080, 0, 65535),
@@ -188,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.TALLY_LOG_LEVEL || "info",
     publicUrl: env.TALLY_PUBLIC_URL || undefined,
     vaultKeyFile: env.TALLY_VAULT_KEY_FILE || "./data/vault.key",
+    vaultSuite: vaultSuiteFromEnv(env.TALLY_VAULT_SUITE),
     routingFile: env.TALLY_ROUTING_FILE || undefined,
     simulator: (env.TALLY_SIMULATOR ?? "on") !== "off",
     demo: (env.TALLY_DEMO ?? "on") !== "off",

@@ -7,8 +7,7 @@ import type { PayoutResult } from "../channels/channel.ts";
 import { failure } from "../channels/failures.ts";
 import { ApiError } from "../kernel/errors.ts";
 import { ulid } from "../kernel/ids.ts";
-import type { Vault } from "../vault/vault.ts";
-import { maskBankAccount, maskPersonName } from "../vault/vault.ts";
+import { bankAccount, personName, type Revealer, type Vault } from "../vault/index.ts";
 import { clearingAccountId, payoutHold, settlePayout, type Attempt, type Payout, type PayoutDestination } from "./model.ts";
 import { attemptRow, payoutRow } from "./rows.ts";
 import { requestHash, withTimeout, type PaymentService } from "./service.ts";
@@ -54,10 +53,27 @@ export class PayoutService {
     return out;
   }
 
-  /** The clear destination, for the channel call only. */
+  /** The clear destination, for the channel call and audited reveals only. */
   async destinationOf(payout: Payout): Promise<PayoutDestination> {
     const text = await this.payments.reads.payoutDestination(payout.id);
-    return JSON.parse(this.vault.decrypt(DESTINATION_PURPOSE, text!)) as PayoutDestination;
+    return JSON.parse(await this.vault.decryptFresh(DESTINATION_PURPOSE, text!)) as PayoutDestination;
+  }
+
+  /** `GET /v1/payouts/{id}/destination?reason=`: the clear destination (the vault's routes audit it). */
+  destinationRevealer(): Revealer {
+    return {
+      path: "/v1/payouts/:id/destination",
+      objectType: "payout",
+      field: "destination",
+      tag: "payouts",
+      summary: "Reveal a payout's clear destination (scope pii:reveal, audited)",
+      read: async (id, merchantId) => {
+        const payout = await this.payments.reads.payout(id, merchantId);
+        if (!payout) return null;
+        const d = await this.destinationOf(payout);
+        return { bank_account_number: d.bankAccountNumber, account_name: d.accountName, ...(d.bankCode ? { bank_code: d.bankCode } : {}) };
+      },
+    };
   }
 
   async create(merchantId: string | null, input: PayoutCreateInput, extra?: Extra<Payout>): Promise<{ payout: Payout; created: boolean }> {
@@ -65,10 +81,8 @@ export class PayoutService {
     if (input.amount < 1n || input.amount > ctx.limits.paymentAmountMax) {
       throw new ApiError("validation_failed", `amount must be between 1 and ${ctx.limits.paymentAmountMax} minor units`, "amount");
     }
-    const accountNumber = input.destination.bankAccountNumber.replace(/\s+/g, "");
-    if (!/^\d{8,30}$/.test(accountNumber)) {
-      throw new ApiError("validation_failed", "destination.bank_account_number must be 8 to 30 digits", "destination.bank_account_number");
-    }
+    const accountNumber = bankAccount.normalise(input.destination.bankAccountNumber, "destination.bank_account_number");
+    const accountName = personName.normalise(input.destination.accountName, "destination.account_name");
     let channelId = input.channel;
     if (channelId === undefined) {
       channelId = ctx.router.candidates({ flow: "payout", method: "bank_transfer", currency: input.currency, amount: input.amount, merchantId })[0];
@@ -76,7 +90,10 @@ export class PayoutService {
     } else if (!ctx.channels.get(channelId)?.flows.has("payout")) {
       throw new ApiError("validation_failed", `channel ${channelId} does not pay out`, "channel");
     }
-    const hash = requestHash({ ...input, destination: { ...input.destination, bankAccountNumber: accountNumber }, id: undefined, merchantId, channel: channelId });
+    // The request hash is stored: it covers the destination through a keyed MAC, since a plain
+    // hash of an account number and a name could be reversed by trying likely values.
+    const destinationMac = this.vault.blindIndex(ACCOUNT_NUMBER_INDEX, `payout-request:${JSON.stringify({ ...input.destination, bankAccountNumber: accountNumber, accountName })}`);
+    const hash = requestHash({ ...input, destination: destinationMac, id: undefined, merchantId, channel: channelId });
     const started = await this.payments.lock.run(`account:${input.sourceAccountId}`, async () => {
       if (input.id !== undefined) {
         const existing = await this.payments.reads.payout(input.id, null);
@@ -104,8 +121,8 @@ export class PayoutService {
         currency: input.currency,
         sourceAccountId: input.sourceAccountId,
         destinationMasked: {
-          bank_account_number: maskBankAccount(accountNumber),
-          account_name: maskPersonName(input.destination.accountName),
+          bank_account_number: bankAccount.mask(accountNumber),
+          account_name: personName.mask(accountName),
           ...(input.destination.bankCode ? { bank_code: input.destination.bankCode } : {}),
         },
         channel: channelId,
@@ -139,7 +156,7 @@ export class PayoutService {
         requeryCount: 0,
         nextRequeryAt: null,
       };
-      const destination = this.vault.encrypt(DESTINATION_PURPOSE, JSON.stringify({ ...input.destination, bankAccountNumber: accountNumber }));
+      const destination = this.vault.encrypt(DESTINATION_PURPOSE, JSON.stringify({ ...input.destination, bankAccountNumber: accountNumber, accountName }));
       const index = this.vault.blindIndex(ACCOUNT_NUMBER_INDEX, accountNumber);
       await this.payments.ensurePlatformAccount(clearingAccountId(channelId, input.currency), input.currency, "debit");
       const stored = await commitUnit(ctx.engine, [payoutHold(payout)], (outcomes) => {

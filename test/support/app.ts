@@ -53,6 +53,7 @@ export async function startTestApp(options: {
     logLevel: "silent",
     publicUrl: "http://tally.test",
     vaultKeyFile: join(tmpdir(), `tally-test-vault-${process.pid}.key`),
+    vaultSuite: "aes",
     routingFile: undefined,
     simulator: true,
     simulatorLatencyMs: 0,
