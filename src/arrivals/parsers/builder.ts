@@ -29,6 +29,8 @@ export interface StatementDraft {
   toDate: string | null;
   entries: ParsedEntry[];
   entryCount: number;
+  /** Its index in the document (not part of the result). */
+  index?: number;
 }
 
 export function emptyStatement(): StatementDraft {
@@ -57,6 +59,7 @@ export class DocumentBuilder {
 
   startStatement(): StatementDraft {
     const s = emptyStatement();
+    s.index = this.statements.length;
     this.statements.push(s);
     return s;
   }
@@ -69,7 +72,7 @@ export class DocumentBuilder {
     const entry: ParsedEntry = { position: this.position, ...draft };
     this.position += 1;
     statement.entryCount += 1;
-    if (this.onEntry !== undefined) this.onEntry(entry, this.statements.indexOf(statement));
+    if (this.onEntry !== undefined) this.onEntry(entry, statement.index ?? this.statements.indexOf(statement));
     else statement.entries.push(entry);
   }
 
@@ -85,7 +88,7 @@ export class DocumentBuilder {
   }
 
   build(): ParsedDocument {
-    const statements: ParsedStatement[] = this.statements.map((s) => ({ ...s }));
+    const statements: ParsedStatement[] = this.statements.map(({ index: _index, ...s }) => s);
     return { format: this.format, messageType: this.messageType, statements, errors: this.errors };
   }
 }

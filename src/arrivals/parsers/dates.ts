@@ -140,8 +140,22 @@ function utcMs(t: LocalDateTime): number {
  * The instant (ms since the epoch) a wall-clock time names in `zone`, or null when it names none
  * (inside a DST gap). In a DST overlap the earlier instant (the offset before the change) wins.
  */
+const resolved = new Map<string, number | null>();
+
 export function localToEpochMs(t: LocalDateTime, zone: string): number | null {
   const wall = utcMs(t);
+  if (zone === "UTC" || zone === "Etc/UTC") return wall;
+  // Bank files repeat the same dates and times: Intl is slow, so answers are remembered.
+  const key = `${zone}|${wall}`;
+  const known = resolved.get(key);
+  if (known !== undefined) return known;
+  const instant = resolveLocal(wall, zone);
+  if (resolved.size >= 10_000) resolved.clear();
+  resolved.set(key, instant);
+  return instant;
+}
+
+function resolveLocal(wall: number, zone: string): number | null {
   // Offsets around the wall time: try each candidate and keep those that read back as `wall`.
   const candidates = new Set<number>();
   for (const probe of [wall - 86_400_000, wall, wall + 86_400_000]) candidates.add(zoneOffsetMs(probe, zone));
