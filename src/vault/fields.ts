@@ -122,7 +122,10 @@ export function maskPersonName(name: string): string {
   const words = trimmed.split(/\s+/);
   if (words.length > 1) return `${[...words[0]!][0]}${"*".repeat(3)} ${words.slice(1).join(" ")}`;
   const chars = [...trimmed];
-  return chars.length <= 1 ? "*" : `${chars[0]}${"*".repeat(chars.length - 1)}`;
+  if (chars.length <= 1) return "*";
+  // 张三 → 张*; 王小明 → 王*明 (ESCROW.md): the first and, from three characters on, the last stay.
+  if (chars.length === 2) return `${chars[0]}*`;
+  return `${chars[0]}${"*".repeat(chars.length - 2)}${chars.at(-1)}`;
 }
 
 const NAME_LENGTH_MAX = 100;

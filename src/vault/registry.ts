@@ -25,6 +25,30 @@ export const SENSITIVE_COLUMNS: readonly SensitiveColumn[] = [
     content: { kind: "record", fields: { bankAccountNumber: "bank_account", accountName: "person_name" } },
     blindIndexes: [{ column: "account_number_index", purpose: "bank_account_number", of: "bankAccountNumber" }],
   },
+  {
+    table: "agreements",
+    column: "payer",
+    primaryKey: "id",
+    purpose: "agreement.payer",
+    content: { kind: "record", fields: { name: "person_name", id_number: "resident_id", phone: "mobile" } },
+    blindIndexes: [{ column: "payer_name_index", purpose: "person_name", of: "name" }],
+  },
+  {
+    table: "agreements",
+    column: "payee",
+    primaryKey: "id",
+    purpose: "agreement.payee",
+    content: { kind: "record", fields: { name: "person_name", bank_account_number: "bank_account", account_name: "person_name" } },
+    blindIndexes: [],
+  },
+  {
+    table: "custody_entries",
+    column: "payer_name",
+    primaryKey: "id",
+    purpose: "custody.payer_name",
+    content: { kind: "field", type: "person_name" },
+    blindIndexes: [{ column: "payer_name_index", purpose: "person_name", of: "value" }],
+  },
 ];
 
 export const columnName = (c: Pick<SensitiveColumn, "table" | "column">) => `${c.table}.${c.column}`;

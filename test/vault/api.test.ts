@@ -50,7 +50,7 @@ for (const dialect of DIALECTS) {
 
     test("responses carry masked values; an invalid name is a 400 naming the field", async () => {
       const got = await app.request("GET", `/v1/payouts/${payoutIds[0]}`);
-      assert.deepEqual(got.body.destination, { bank_account_number: "6222 **** **** 5443", account_name: "欧**", bank_code: "ICBC" });
+      assert.deepEqual(got.body.destination, { bank_account_number: "6222 **** **** 5443", account_name: "欧*锋", bank_code: "ICBC" });
       assert.equal((await app.request("GET", `/v1/payouts/${payoutIds[1]}`)).body.destination.account_name, "W*** Quartermaine");
       const bad = await app.request("POST", "/v1/payouts", { amount: 1, currency: "CNY", source_account_id: "wallet:store:17", destination: { bank_account_number: "6222021234567893445", account_name: "<script>" } });
       assert.equal(bad.status, 400);
@@ -97,7 +97,7 @@ for (const dialect of DIALECTS) {
       assert.equal(res.status, 200, res.text);
       assert.equal(res.body.overall.coverage_percent, 100);
       assert.equal(res.body.overall.rows, PEOPLE.length);
-      assert.deepEqual(res.body.columns.map((c: any) => `${c.table}.${c.column}`), ["payouts.destination"]);
+      assert.deepEqual(res.body.columns.map((c: any) => `${c.table}.${c.column}`), ["payouts.destination", "agreements.payer", "agreements.payee", "custody_entries.payer_name"]);
       assert.equal(res.body.columns[0].key_versions["1"], PEOPLE.length);
       const merchantKey = await app.tally.keys.create({ scopes: ["vault:admin"], merchantId: "merchant_a" });
       assert.equal((await app.request("GET", "/v1/admin/vault/coverage", undefined, { key: merchantKey.key })).status, 403);
