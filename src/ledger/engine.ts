@@ -100,6 +100,7 @@ export class PostingEngine {
     dialect: "sqlite" | "postgres" = "sqlite",
   ) {
     this.recorder = new StatementRecorder(dialect);
+    assert(limits.balanceMax < 2n ** 63n, "balances are 64-bit integers in both databases");
   }
 
   /** Transfers waiting for a batch. */

@@ -9,7 +9,8 @@ import type BetterSqlite3 from "better-sqlite3";
 import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
 import type { Account, Transfer } from "./model.ts";
-import { accountFromRow, accountValues, transferFromRow, transferValues } from "./rows.ts";
+import { accountFromRow, accountValues, transferFromRow } from "./rows.ts";
+import { encodeBalances, encodeTransfers } from "./sqlite-rows-codec.ts";
 import type { WriterBatch, WriterReply } from "./sqlite-writer-worker.ts";
 import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
 
@@ -137,9 +138,9 @@ export class SqliteLedgerStore implements LedgerStore {
       version: w.version,
       lastTs: w.lastTs,
       accounts: w.newAccounts.map(accountValues),
-      transfers: w.transfers.map(transferValues),
+      transfers: encodeTransfers(w.transfers),
       holds: w.resolvedHolds.map((h) => [h.id, h.status, h.resolvedAt]),
-      balances: w.balances.map((a) => [a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount, a.id]),
+      balances: encodeBalances(w.balances),
       checkpoints: w.checkpoints.map((c) => [c.accountId, c.ts]),
       statements: w.statements.map((s) => ({ sql: s.sql, parameters: [...s.parameters] })),
       events: w.events,
@@ -163,7 +164,10 @@ export class SqliteLedgerStore implements LedgerStore {
         this.port.ref();
       }
       this.waiting.set(seq, { resolve, reject, overlayIds });
-      this.port.postMessage(batch);
+      // The typed arrays move to the writer thread instead of being copied.
+      const { transfers: t, balances: b } = batch;
+      const buffers = [t.big, t.num, t.textLengths, t.nulls, b.big, b.lastTsNull, b.idLengths].map((a) => a.buffer as ArrayBuffer);
+      this.port.postMessage(batch, buffers);
     });
   }
 
