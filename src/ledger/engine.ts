@@ -320,7 +320,7 @@ export class PostingEngine {
     }
     // Never forget the cache while batches are in flight: it holds their balances, which the
     // disk does not have yet.
-    if (session.version !== this.cacheVersion || (this.accountCache.size > ACCOUNT_CACHE_MAX && this.inFlight.size === 0)) {
+    if (session.fresh || session.version !== this.cacheVersion || (this.accountCache.size > ACCOUNT_CACHE_MAX && this.inFlight.size === 0)) {
       this.forgetCache();
     }
     const accounts = this.accountCache;
