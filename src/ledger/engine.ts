@@ -142,7 +142,11 @@ export class PostingEngine {
   }
 
   private enqueue(body: OpBody): void {
-    const op = { ...body, seq: ++this.opSeq, alone: false, verify: false } as Op;
+    // The caller's fresh object becomes the op (a copy by spread showed in profiles of small requests).
+    const op = body as Op;
+    op.seq = ++this.opSeq;
+    op.alone = false;
+    op.verify = false;
     this.queue.push(op);
     this.queuedTransfers += sizeOf(op);
     this.schedule();

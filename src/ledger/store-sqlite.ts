@@ -10,9 +10,12 @@ import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
 import type { Account, Transfer } from "./model.ts";
 import { accountFromRow, accountValues, transferFromRow } from "./rows.ts";
-import { encodeBalances, encodeTransfers } from "./sqlite-rows-codec.ts";
+import { encodeRows } from "./sqlite-rows-codec.ts";
 import type { WriterBatch, WriterReply } from "./sqlite-writer-worker.ts";
 import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
+
+/** Row buffers from this size on are moved to the writer thread rather than copied. */
+const MOVE_BUFFER_BYTES_MIN = 64 * 1024;
 
 export class SqliteLedgerStore implements LedgerStore {
   readonly pipelined = true;
@@ -132,15 +135,16 @@ export class SqliteLedgerStore implements LedgerStore {
   private commit(w: BatchWrites): Promise<void> {
     if (this.workerError) return Promise.reject(this.workerError);
     const seq = ++this.seq;
+    const rows = encodeRows(w.transfers, w.balances);
     const batch: WriterBatch = {
       seq,
       expectVersion: w.expectVersion,
       version: w.version,
       lastTs: w.lastTs,
       accounts: w.newAccounts.map(accountValues),
-      transfers: encodeTransfers(w.transfers),
+      transfers: rows.transfers,
       holds: w.resolvedHolds.map((h) => [h.id, h.status, h.resolvedAt]),
-      balances: encodeBalances(w.balances),
+      balances: rows.balances,
       checkpoints: w.checkpoints.map((c) => [c.accountId, c.ts]),
       statements: w.statements.map((s) => ({ sql: s.sql, parameters: [...s.parameters] })),
       events: w.events,
@@ -164,10 +168,8 @@ export class SqliteLedgerStore implements LedgerStore {
         this.port.ref();
       }
       this.waiting.set(seq, { resolve, reject, overlayIds });
-      // The typed arrays move to the writer thread instead of being copied.
-      const { transfers: t, balances: b } = batch;
-      const buffers = [t.big, t.num, t.textLengths, t.nulls, b.big, b.lastTsNull, b.idLengths].map((a) => a.buffer as ArrayBuffer);
-      this.port.postMessage(batch, buffers);
+      // A large buffer moves to the writer thread; a small one is cheaper to copy.
+      this.port.postMessage(batch, rows.buffer.byteLength > MOVE_BUFFER_BYTES_MIN ? [rows.buffer] : undefined);
     });
   }
 

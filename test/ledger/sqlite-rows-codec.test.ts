@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Account, Transfer } from "../../src/ledger/model.ts";
 import { TRANSFER_COLUMNS, transferValues } from "../../src/ledger/rows.ts";
-import { TransferRowReader, decodeBalances, encodeBalances, encodeTransfers } from "../../src/ledger/sqlite-rows-codec.ts";
+import { TransferRowReader, decodeBalances, encodeBalances, encodeRows, encodeTransfers } from "../../src/ledger/sqlite-rows-codec.ts";
 
 const balances = (n: bigint) => ({ debitsPending: n, debitsPosted: n + 1n, creditsPending: n + 2n, creditsPosted: 2n ** 62n + n });
 
@@ -63,4 +63,26 @@ test("balance rows decode with their id last and a null last_ts", () => {
     seen,
     accounts.map((a) => [a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount, a.id]),
   );
+});
+
+test("rows encoded into one buffer read back as rows encoded alone", () => {
+  const transfers = Array.from({ length: 5 }, (_, i) => transfer(i, i % 3 === 0));
+  const accounts: Account[] = [0, 1, 2].map((i) => ({
+    id: `acc-${i}`, merchantId: null, currency: "CNY", code: 0, normalBalance: "credit",
+    flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, owner: null, metadata: null,
+    createdAt: 1n, ...balances(BigInt(i)), lastTs: i === 1 ? null : BigInt(i), transferCount: 1n,
+  }));
+  const both = structuredClone(encodeRows(transfers, accounts));
+  const width = TRANSFER_COLUMNS.length;
+  const reader = new TransferRowReader(both.transfers);
+  transfers.forEach((t, r) => {
+    const out: unknown[] = new Array(width);
+    reader.read(r, out, 0);
+    assert.deepEqual(out, transferValues(t));
+  });
+  const seen: unknown[][] = [];
+  decodeBalances(both.balances, (v) => seen.push([...v]));
+  const alone: unknown[][] = [];
+  decodeBalances(encodeBalances(accounts), (v) => alone.push([...v]));
+  assert.deepEqual(seen, alone);
 });
