@@ -91,6 +91,12 @@ export class PostingEngine {
    */
   private readonly accountCache = new Map<string, Account>();
   private cacheVersion = -1n;
+  /**
+   * Counts the times the cache started over. A commit that fails forgets the cache while the next
+   * batch may be half prepared on it (awaiting a read): that batch is then redone, never answered
+   * from accounts that vanished under it.
+   */
+  private cacheResets = 0;
 
   constructor(
     private readonly store: LedgerStore,
@@ -220,6 +226,7 @@ export class PostingEngine {
   private forgetCache(): void {
     this.accountCache.clear();
     this.cacheVersion = -1n;
+    this.cacheResets++;
   }
 
   private async runBatch(batch: Op[]): Promise<void> {
@@ -288,7 +295,10 @@ export class PostingEngine {
   private async prepare(session: BatchSession, batch: Op[]) {
     const nowUs = this.clock.nowUs();
     let last = session.lastTimestamp > this.lastTs ? session.lastTimestamp : this.lastTs;
-    const nextTimestamp = () => (last = last + 1n > nowUs ? last + 1n : nowUs);
+    const nextTimestamp = () => {
+      const next = last + 1n;
+      return (last = next > nowUs ? next : nowUs);
+    };
 
     // Load what the batch reads: due holds, referenced transfers, then every account involved.
     const transfers = new Map<string, Transfer>();
@@ -327,10 +337,12 @@ export class PostingEngine {
     if (session.fresh || session.version !== this.cacheVersion || (this.accountCache.size > ACCOUNT_CACHE_MAX && this.inFlight.size === 0)) {
       this.forgetCache();
     }
+    const resets = this.cacheResets;
     const accounts = this.accountCache;
     const missing: string[] = [];
     for (const id of accountIds) if (!accounts.has(id)) missing.push(id);
     if (missing.length > 0) for (const [id, a] of await session.loadAccounts(missing)) accounts.set(id, a);
+    if (this.cacheResets !== resets) throw new VersionConflictError("the account cache started over while the batch was prepared", true);
     const set: WorkingSet = { account: (id) => accounts.get(id), transfer: (id) => transfers.get(id) };
 
     const effects: BatchEffects = newEffects();
@@ -389,6 +401,7 @@ export class PostingEngine {
       if (op.kind !== "tick" && op.hook) await (op.hook as BatchHook<unknown>)(tx, outcomes[i]);
     }
     const statements = this.recorder.take();
+    if (this.cacheResets !== resets) throw new VersionConflictError("the account cache started over while the batch was prepared", true);
     this.lastTs = last;
     this.cacheVersion = version;
     const stats = { created: effects.created.length, expired: due.length, transfers: transferCount };

@@ -155,3 +155,74 @@ test("a batch that fails at commit dooms the batch prepared on top of it, which 
   const row = await dbA.kysely.selectFrom("ledger_transfers").select("id").where("id", "=", "doomed-70").executeTakeFirst();
   assert.equal(row, undefined);
 });
+
+test("a commit that fails while the next batch is loading its accounts: that batch is redone, not answered from a cleared cache", async () => {
+  // A fresh engine: its cache holds only what its own batches loaded.
+  const dbC = openDatabase(database.url);
+  const engineC = new PostingEngine(createLedgerStore(dbC), systemClock, defaultLimits, undefined, "postgres");
+  try {
+    await engineA.createAccounts(null, [account("third", "credit")]);
+    assert.equal((await engineC.submitTransfers(null, [transfer("warm", "bank", "other", 1n)]))[0]!.result, "created");
+    const store = (engineC as unknown as { store: StoreInternals & { session(...args: unknown[]): Record<string, unknown> } }).store;
+    const commit = store.commit.bind(store);
+    const write = store.write.bind(store);
+    const session = store.session.bind(store);
+    let releaseFailing!: () => void;
+    const failingMayWrite = new Promise<void>((resolve) => (releaseFailing = resolve));
+    let markFailed!: () => void;
+    const failed = new Promise<void>((resolve) => (markFailed = resolve));
+    let failingSeq: number | null = null;
+    let wrapNextSession = false;
+    store.commit = (epoch, locked, w) => {
+      const result = commit(epoch, locked, w);
+      if (failingSeq === null && w.transfers.some((t) => t.id === "fails-at-commit")) {
+        failingSeq = (store as unknown as { seq: number }).seq;
+        wrapNextSession = true;
+      }
+      return result;
+    };
+    store.write = async (seq, epoch, locked, w, steps) => {
+      if (seq !== failingSeq) return write(seq, epoch, locked, w, steps);
+      await failingMayWrite;
+      try {
+        return await write(seq, epoch, locked, w, steps);
+      } finally {
+        markFailed();
+      }
+    };
+    store.session = (...args) => {
+      const s = session(...args);
+      if (wrapNextSession) {
+        wrapNextSession = false;
+        const loadAccounts = s.loadAccounts as (ids: Iterable<string>) => Promise<unknown>;
+        // The batch below fails (and the engine forgets its cache) while this one loads.
+        s.loadAccounts = async (ids: Iterable<string>) => {
+          releaseFailing();
+          await failed;
+          await new Promise((resolve) => setImmediate(resolve));
+          return loadAccounts(ids);
+        };
+      }
+      return s;
+    };
+    await dbA.kysely.insertInto("outbox_events").values({ id: "evt_taken_2", type: "test", created_at: 1n, data: "{}" } as never).execute();
+    const failing = engineC.submitTransfers(null, [transfer("fails-at-commit", "bank", "other", 1n)], async (tx) => {
+      await tx.insertInto("outbox_events").values({ id: "evt_taken_2", type: "test", created_at: 2n, data: "{}" } as never).execute();
+    });
+    await new Promise<void>((resolve) => {
+      const poll = () => (failingSeq !== null ? resolve() : setImmediate(poll));
+      poll();
+    });
+    // Needs "third", which engine C has never loaded; "bank" is in its cache until the failure.
+    const next = engineC.submitTransfers(null, [transfer("after-reset", "bank", "third", 7n)]);
+    await assert.rejects(failing, /duplicate key|unique/i);
+    assert.equal((await next)[0]!.result, "created");
+    store.commit = commit;
+    store.write = write;
+    store.session = session;
+    assert.deepEqual(await balance("third"), { debits: 0n, credits: 7n });
+  } finally {
+    await engineC.close();
+    await dbC.close();
+  }
+});
