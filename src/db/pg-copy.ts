@@ -55,6 +55,10 @@ export function copyIn(client: pg.PoolClient, table: string, columns: readonly s
   });
 }
 
+const INT8_MAX = 2n ** 63n - 1n;
+const INT8_MIN = -(2n ** 63n);
+const INT4_MAX = 2 ** 31 - 1;
+
 /**
  * Rows in COPY's binary format. Cheaper to build than text (no integer is turned into decimal
  * digits, which for bigint is slow) and cheaper for the server to read. Each field must have
@@ -85,6 +89,8 @@ export class CopyBinaryWriter {
 
   int8(value: bigint | null): void {
     if (value === null) return this.nil();
+    // A DataView wraps an out-of-range value silently; the column would then hold another number.
+    if (value > INT8_MAX || value < INT8_MIN) throw new RangeError(`${value} does not fit a PostgreSQL bigint`);
     this.ensure(12);
     this.view.setInt32(this.offset, 8);
     this.view.setBigInt64(this.offset + 4, value);
@@ -93,6 +99,7 @@ export class CopyBinaryWriter {
 
   int4(value: number | null): void {
     if (value === null) return this.nil();
+    if (!Number.isInteger(value) || value > INT4_MAX || value < -INT4_MAX - 1) throw new RangeError(`${value} does not fit a PostgreSQL integer`);
     this.ensure(8);
     this.view.setInt32(this.offset, 4);
     this.view.setInt32(this.offset + 4, value);

@@ -178,13 +178,19 @@ export class PostgresLedgerStore implements LedgerStore {
   private commit(epoch: number, locked: Locked | null, w: BatchWrites): Promise<void> {
     // Prepared while a failure was reported: its state may include the failed batch's effects.
     if (epoch !== this.epoch) return this.refuseStale(locked);
+    let steps: Step[];
+    try {
+      steps = encodeWrites(w);
+    } catch (error) {
+      // A value the database could not hold: the batch fails before anything is in flight.
+      return this.abandon(locked, error);
+    }
     const seq = ++this.seq;
     for (const t of w.transfers) this.overlay.set(t.id, { transfer: t, seq });
     for (const h of w.resolvedHolds) this.overlay.set(h.id, { transfer: h, seq });
     this.pendingVersion = w.version;
     if (w.lastTs > this.pendingLastTs) this.pendingLastTs = w.lastTs;
     this.inFlight++;
-    const steps = encodeWrites(w);
     const run = this.tail.then(() => this.write(seq, epoch, locked, w, steps));
     this.tail = run.catch(() => {});
     return run.finally(() => {
@@ -195,13 +201,17 @@ export class PostgresLedgerStore implements LedgerStore {
     });
   }
 
-  private async refuseStale(locked: Locked | null): Promise<never> {
+  private refuseStale(locked: Locked | null): Promise<never> {
+    return this.abandon(locked, new VersionConflictError("an earlier batch of this process failed", true));
+  }
+
+  private async abandon(locked: Locked | null, error: unknown): Promise<never> {
     if (locked?.open) {
       locked.open = false;
       await locked.client.query("rollback").catch(() => {});
       locked.client.release();
     }
-    throw new VersionConflictError("an earlier batch of this process failed", true);
+    throw error;
   }
 
   /** Runs after every batch handed over before this one has committed or failed. */

@@ -226,3 +226,32 @@ test("a commit that fails while the next batch is loading its accounts: that bat
     await dbC.close();
   }
 });
+
+test("binary COPY refuses a value its column cannot hold instead of wrapping it", async () => {
+  const { CopyBinaryWriter } = await import("../../src/db/pg-copy.ts");
+  const out = new CopyBinaryWriter(16);
+  assert.throws(() => out.int4(2 ** 31), RangeError);
+  assert.throws(() => out.int4(1.5), RangeError);
+  assert.throws(() => out.int8(2n ** 63n), RangeError);
+  out.row(2);
+  out.int4(-(2 ** 31));
+  out.int8(-(2n ** 63n));
+  assert.ok(out.finish().length > 19);
+});
+
+test("transfers written by COPY read back exactly: text of any kind, nulls, 64-bit balances", async () => {
+  const reference = "tab\there\nnewline\\backslash ü 😀 \\N";
+  const metadata = '{"a":"\\u0000\\t","b":[1,2]}';
+  await engineA.createAccounts(null, [account("copy-debit", "debit"), account("copy-credit", "credit")]);
+  const t = { ...transfer("copy-text", "copy-debit", "copy-credit", 4_503_599_627_370_496n), reference, metadata, pending: true, timeoutSeconds: 60 };
+  assert.equal((await engineA.submitTransfers(null, [t]))[0]!.result, "created");
+  const row = await dbA.kysely.selectFrom("ledger_transfers").selectAll().where("id", "=", "copy-text").executeTakeFirstOrThrow();
+  assert.equal(row.reference, reference);
+  assert.equal(row.metadata, metadata);
+  assert.equal(BigInt(row.amount), 4_503_599_627_370_496n);
+  assert.equal(BigInt(row.dr_debits_pending), 4_503_599_627_370_496n);
+  assert.equal(row.status, "pending");
+  assert.equal(row.resolved_at, null);
+  assert.equal(row.merchant_id, null);
+  assert.equal(BigInt(row.expires_at!) - BigInt(row.ts), 60_000_000n);
+});
