@@ -8,6 +8,7 @@
 import { receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import BetterSqlite3 from "better-sqlite3";
 import { ACCOUNT_COLUMNS, TRANSFER_COLUMNS } from "./rows.ts";
+import { TransferRowReader, decodeBalances, type BalanceColumns, type TransferColumns } from "./sqlite-rows-codec.ts";
 
 export interface WriterBatch {
   readonly seq: number;
@@ -15,9 +16,9 @@ export interface WriterBatch {
   readonly version: bigint;
   readonly lastTs: bigint;
   readonly accounts: unknown[][];
-  readonly transfers: unknown[][];
+  readonly transfers: TransferColumns;
   readonly holds: Array<[string, string, bigint | null]>;
-  readonly balances: unknown[][];
+  readonly balances: BalanceColumns;
   readonly checkpoints: Array<[string, bigint]>;
   readonly statements: Array<{ sql: string; parameters: unknown[] }>;
   readonly events: ReadonlyArray<readonly [string, string, bigint, string]>;
@@ -36,6 +37,9 @@ db.defaultSafeIntegers(true);
 db.pragma("journal_mode = WAL");
 db.pragma("synchronous = FULL");
 db.pragma("busy_timeout = 5000");
+// As large a page cache as the main connections': every batch rewrites thousands of account
+// rows, and with the default 2 MB the appended transfer pages evicted them between batches.
+db.pragma("cache_size = -65536");
 
 const placeholders = (n: number) => `(${new Array(n).fill("?").join(",")})`;
 const tcols = TRANSFER_COLUMNS.join(",");
@@ -52,6 +56,9 @@ const insertCheckpoint = db.prepare("insert into ledger_checkpoints (account_id,
 const selectVersion = db.prepare("select version from ledger_state where id = 1");
 const updateState = db.prepare("update ledger_state set last_ts = ?, version = ? where id = 1");
 const insertEvent = db.prepare("insert into outbox_events (id, type, created_at, data) values (?, ?, ?, ?)");
+/** Bind arrays reused by every insert (better-sqlite3 reads them synchronously). */
+const manyValues: unknown[] = new Array(ROWS_PER_INSERT * TRANSFER_COLUMNS.length);
+const oneValues: unknown[] = new Array(TRANSFER_COLUMNS.length);
 const statementCache = new Map<string, BetterSqlite3.Statement>();
 
 class Conflict extends Error {}
@@ -60,15 +67,19 @@ function applyBatch(b: WriterBatch): void {
   const current = (selectVersion.get() as { version: bigint }).version;
   if (current !== b.expectVersion) throw new Conflict(`ledger version ${current}, batch expected ${b.expectVersion}`);
   for (const a of b.accounts) insertAccount.run(...a);
+  const rows = new TransferRowReader(b.transfers);
+  const width = TRANSFER_COLUMNS.length;
   let i = 0;
-  for (; i + ROWS_PER_INSERT <= b.transfers.length; i += ROWS_PER_INSERT) {
-    const values: unknown[] = [];
-    for (let j = i; j < i + ROWS_PER_INSERT; j++) for (const v of b.transfers[j]!) values.push(v);
-    insertTransferMany.run(...values);
+  for (; i + ROWS_PER_INSERT <= b.transfers.count; i += ROWS_PER_INSERT) {
+    for (let j = 0; j < ROWS_PER_INSERT; j++) rows.read(i + j, manyValues, j * width);
+    insertTransferMany.run(manyValues);
   }
-  for (; i < b.transfers.length; i++) insertTransferOne.run(...b.transfers[i]!);
+  for (; i < b.transfers.count; i++) {
+    rows.read(i, oneValues, 0);
+    insertTransferOne.run(oneValues);
+  }
   for (const [id, status, resolvedAt] of b.holds) updateHold.run(status, resolvedAt, id);
-  for (const a of b.balances) updateBalance.run(...a);
+  decodeBalances(b.balances, (values) => updateBalance.run(values));
   for (const [accountId, ts] of b.checkpoints) insertCheckpoint.run(accountId, ts);
   if (b.version !== b.expectVersion) updateState.run(b.lastTs, b.version);
   for (const e of b.events) insertEvent.run(...e);

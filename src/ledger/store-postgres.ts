@@ -8,14 +8,10 @@ import type pg from "pg";
 import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
 import type { Account, Transfer } from "./model.ts";
-import { ACCOUNT_COLUMNS, TRANSFER_COLUMNS, accountFromRow, accountValues, transferFromRow, transferValues } from "./rows.ts";
+import { ACCOUNT_COLUMNS, TRANSFER_COLUMNS, accountFromRow, accountValues, transferFromRow } from "./rows.ts";
+import { CopyBinaryWriter, copyIn } from "../db/pg-copy.ts";
 import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
 
-const TRANSFER_TYPES = [
-  "bigint", "text", "text", "text", "text", "bigint", "text", "integer", "integer", "text", "integer",
-  "bigint", "text", "bigint", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint",
-  "bigint", "bigint", "bigint", "bigint", "bigint",
-];
 const ACCOUNT_TYPES = [
   "text", "text", "text", "integer", "text", "integer", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint",
   "bigint", "bigint",
@@ -26,7 +22,6 @@ function unnestInsert(table: string, columns: readonly string[], types: readonly
   return `insert into ${table} (${columns.join(", ")}) select * from unnest(${args})`;
 }
 
-const INSERT_TRANSFERS = unnestInsert("ledger_transfers", TRANSFER_COLUMNS, TRANSFER_TYPES);
 const INSERT_ACCOUNTS = unnestInsert("ledger_accounts", ACCOUNT_COLUMNS, ACCOUNT_TYPES);
 
 /** Column-major arrays for unnest: one array per column. */
@@ -42,22 +37,68 @@ function columns(rows: unknown[][], width: number): unknown[][] {
   return out;
 }
 
-async function query(client: pg.PoolClient, text: string, params: unknown[] = []): Promise<any[]> {
+async function query(client: pg.Pool | pg.PoolClient, text: string, params: unknown[] = []): Promise<any[]> {
   return (await client.query(text, params)).rows;
 }
 
+/** A session's hold on the ledger lock, for batches prepared under it (when another process writes). */
+interface Locked {
+  readonly client: pg.PoolClient;
+  open: boolean;
+}
+
 export class PostgresLedgerStore implements LedgerStore {
-  readonly pipelined = false;
+  readonly pipelined = true;
   private readonly pool: pg.Pool;
+  /** The commit of the newest batch handed over: each commit starts once the one before it ended. */
+  private tail: Promise<unknown> = Promise.resolve();
+  private seq = 0;
+  /** Batches handed over and not yet committed or refused. */
+  private inFlight = 0;
+  /** Transfers written by batches not yet committed, with the seq of the batch that last wrote each. */
+  private readonly overlay = new Map<string, { transfer: Transfer; seq: number }>();
+  /** The version the newest live batch in flight will leave; null when none is live. */
+  private pendingVersion: bigint | null = null;
+  private pendingLastTs = 0n;
+  /**
+   * Bumped by every failure reported. Batches of an earlier epoch were prepared on state that
+   * never reached the database: they are refused without touching it (a version number alone
+   * could match by chance once another process has written).
+   */
+  private epoch = 0;
+  /** A failure was reported: the next session tells the engine its cache is void. */
+  private cacheVoid = false;
+  /** The version this process's last commit left (null: none yet). */
+  private writtenVersion: bigint | null = null;
+  /** Another process wrote lately: prepare under the lock, one batch at a time, as conflicts would waste the work. */
+  private contended = true;
 
   constructor(db: Database) {
     assert(db.pool, "PostgreSQL store needs the pool");
     this.pool = db.pool;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.tail;
+  }
 
   async begin(): Promise<BatchSession> {
+    if (this.pendingVersion !== null && !this.contended) {
+      // On top of this process's batches in flight: prepared without the lock, version-checked
+      // when it commits. This is the pipeline: the database writes one batch while the next is
+      // prepared.
+      return this.session(this.epoch, null, this.pendingVersion, this.pendingLastTs, false);
+    }
+    // Let the engine see every failure reported so far (it forgets its cache in a reaction to the
+    // commit's promise) before a session starts on what the database holds.
+    await new Promise((resolve) => setImmediate(resolve));
+    // Nothing of this process is in flight (or another process writes too): prepare under the
+    // lock once the batches before have landed, as the batch would otherwise wait for nothing.
+    await this.tail;
+    return this.lockedSession();
+  }
+
+  private async lockedSession(): Promise<BatchSession> {
     const client = await this.pool.connect();
     let state: any;
     try {
@@ -68,110 +109,243 @@ export class PostgresLedgerStore implements LedgerStore {
       client.release(error as Error);
       throw error;
     }
-    let open = true;
-    const end = async (error?: Error) => {
-      if (!open) return;
-      open = false;
-      client.release(error);
-    };
-    const loadTransfers = async (ids: Iterable<string>) => {
-      const list = [...new Set(ids)];
+    const version = BigInt(state.version);
+    // While another process writes between this one's batches, batches prepared without the lock
+    // would mostly fail their version check: prepare each under the lock until the ledger is found
+    // as this process left it.
+    this.contended = this.writtenVersion === null || version !== this.writtenVersion;
+    return this.session(this.epoch, { client, open: true }, version, BigInt(state.last_ts), this.takeCacheVoid());
+  }
+
+  private takeCacheVoid(): boolean {
+    const fresh = this.cacheVoid;
+    this.cacheVoid = false;
+    return fresh;
+  }
+
+  private session(epoch: number, locked: Locked | null, version: bigint, lastTimestamp: bigint, fresh: boolean): BatchSession {
+    const reader: pg.Pool | pg.PoolClient = locked?.client ?? this.pool;
+    const loadTransfers = async (ids: Iterable<string>, fromDisk = true) => {
       const out = new Map<string, Transfer>();
-      if (list.length === 0) return out;
-      for (const r of await query(client, "select * from ledger_transfers where id = any($1::text[])", [list])) {
+      const list: string[] = [];
+      for (const id of new Set(ids)) {
+        const pending = this.overlay.get(id);
+        if (pending) out.set(id, pending.transfer);
+        else list.push(id);
+      }
+      if (list.length === 0 || !fromDisk) return out;
+      for (const r of await query(reader, "select * from ledger_transfers where id = any($1::text[])", [list])) {
         out.set(r.id, transferFromRow(r));
       }
       return out;
     };
     return {
-      lastTimestamp: BigInt(state.last_ts),
-      version: BigInt(state.version),
-      // Optimistic unless asked to verify: the unique index refuses a duplicate at commit.
-      findExisting: async (ids, verify) => (verify ? loadTransfers(ids) : new Map()),
-      loadTransfers,
+      lastTimestamp: this.pendingVersion !== null && this.pendingLastTs > lastTimestamp ? this.pendingLastTs : lastTimestamp,
+      version,
+      fresh,
+      // Optimistic unless asked to verify: batches in flight are looked at, and the unique index
+      // refuses a duplicate of a stored transfer at commit (DuplicateIdError).
+      findExisting: (ids, verify) => loadTransfers(ids, verify),
+      loadTransfers: (ids) => loadTransfers(ids),
       loadAccounts: async (ids) => {
         const list = [...new Set(ids)];
         const out = new Map<string, Account>();
         if (list.length === 0) return out;
-        for (const r of await query(client, "select * from ledger_accounts where id = any($1::text[])", [list])) {
+        for (const r of await query(reader, "select * from ledger_accounts where id = any($1::text[])", [list])) {
           out.set(r.id, accountFromRow(r));
         }
         return out;
       },
-      dueHolds: async (nowUs, limit) =>
-        (
-          await query(
-            client,
-            "select * from ledger_transfers where status = 'pending' and expires_at <= $1 order by expires_at limit $2",
-            [nowUs.toString(), limit],
-          )
-        ).map(transferFromRow),
-      commit: async (w: BatchWrites) => {
-        try {
-          if (BigInt(state.version) !== w.expectVersion) throw new VersionConflictError("the ledger changed under the batch");
-          await writeBatch(client, w);
-          await client.query("commit");
-          await end();
-        } catch (error) {
-          await client.query("rollback").catch(() => {});
-          const e = error as { code?: string; constraint?: string };
-          if (e.code === "23505" && e.constraint === "ledger_transfers_id_key") {
-            await end();
-            throw new DuplicateIdError("a transfer id of the batch exists");
-          }
-          await end(error instanceof VersionConflictError ? undefined : (error as Error));
-          throw error;
-        }
+      dueHolds: async (nowUs, limit) => {
+        const rows = await query(
+          reader,
+          "select * from ledger_transfers where status = 'pending' and expires_at <= $1 order by expires_at limit $2",
+          [nowUs.toString(), limit],
+        );
+        // A hold resolved by a batch still in flight is not due any more.
+        return rows.map((r) => this.overlay.get(r.id)?.transfer ?? transferFromRow(r)).filter((t) => t.status === "pending");
       },
+      commit: (w) => this.commit(epoch, locked, w),
       abort: async () => {
-        await client.query("rollback").catch(() => {});
-        await end();
+        if (!locked?.open) return;
+        locked.open = false;
+        await locked.client.query("rollback").catch(() => {});
+        locked.client.release();
       },
     };
   }
+
+  private commit(epoch: number, locked: Locked | null, w: BatchWrites): Promise<void> {
+    // Prepared while a failure was reported: its state may include the failed batch's effects.
+    if (epoch !== this.epoch) return this.refuseStale(locked);
+    let steps: Step[];
+    try {
+      steps = encodeWrites(w);
+    } catch (error) {
+      // A value the database could not hold: the batch fails before anything is in flight.
+      return this.abandon(locked, error);
+    }
+    const seq = ++this.seq;
+    for (const t of w.transfers) this.overlay.set(t.id, { transfer: t, seq });
+    for (const h of w.resolvedHolds) this.overlay.set(h.id, { transfer: h, seq });
+    this.pendingVersion = w.version;
+    if (w.lastTs > this.pendingLastTs) this.pendingLastTs = w.lastTs;
+    this.inFlight++;
+    const run = this.tail.then(() => this.write(seq, epoch, locked, w, steps));
+    this.tail = run.catch(() => {});
+    return run.finally(() => {
+      this.inFlight--;
+      for (const t of w.transfers) if (this.overlay.get(t.id)?.seq === seq) this.overlay.delete(t.id);
+      for (const h of w.resolvedHolds) if (this.overlay.get(h.id)?.seq === seq) this.overlay.delete(h.id);
+      if (this.inFlight === 0) this.pendingVersion = null;
+    });
+  }
+
+  private refuseStale(locked: Locked | null): Promise<never> {
+    return this.abandon(locked, new VersionConflictError("an earlier batch of this process failed", true));
+  }
+
+  private async abandon(locked: Locked | null, error: unknown): Promise<never> {
+    if (locked?.open) {
+      locked.open = false;
+      await locked.client.query("rollback").catch(() => {});
+      locked.client.release();
+    }
+    throw error;
+  }
+
+  /** Runs after every batch handed over before this one has committed or failed. */
+  private async write(seq: number, epoch: number, locked: Locked | null, w: BatchWrites, steps: readonly Step[]): Promise<void> {
+    // Prepared on top of a batch that failed: nothing of it may reach the database.
+    if (epoch !== this.epoch) return this.refuseStale(locked);
+    let client: pg.PoolClient | null = locked?.client ?? null;
+    try {
+      if (!locked && steps.length === 0) {
+        // Nothing to write, but answered from reads made without the lock: only if no other
+        // process wrote since the batches it read from (which have now committed).
+        const [state] = await query(this.pool, "select version from ledger_state where id = 1");
+        if (BigInt(state.version) !== w.expectVersion) throw new VersionConflictError("another process wrote to the ledger meanwhile");
+        return;
+      }
+      if (!locked) {
+        client = await this.pool.connect();
+        await client.query("begin");
+        const [state] = await query(client, "select version from ledger_state where id = 1 for update");
+        if (BigInt(state.version) !== w.expectVersion) throw new VersionConflictError("another process wrote to the ledger meanwhile");
+      }
+      await writeSteps(client!, steps);
+      await client!.query("commit");
+      if (locked) locked.open = false;
+      client!.release();
+      this.writtenVersion = w.version;
+    } catch (error) {
+      // Nothing of this batch reached the database, nor will any batch prepared on top of it.
+      this.epoch++;
+      this.cacheVoid = true;
+      this.overlay.clear();
+      this.pendingVersion = null;
+      if (error instanceof VersionConflictError) this.contended = true;
+      if (locked) locked.open = false;
+      if (client) {
+        await client.query("rollback").catch(() => {});
+        const e = error as { code?: string };
+        // A connection that failed is not given back to the pool for reuse.
+        client.release(error instanceof VersionConflictError || e.code === "23505" ? undefined : (error as Error));
+      }
+      const e = error as { code?: string; constraint?: string };
+      if (e.code === "23505" && e.constraint === "ledger_transfers_id_key") throw new DuplicateIdError("a transfer id of the batch exists");
+      throw error;
+    }
+  }
 }
 
-async function writeBatch(client: pg.PoolClient, w: BatchWrites): Promise<void> {
+
+/** Transfers as COPY binary rows, in TRANSFER_COLUMNS order with their columns' types. */
+export function copyRows(transfers: readonly Transfer[]): Buffer {
+  const out = new CopyBinaryWriter(transfers.length * 400);
+  for (const t of transfers) {
+    out.row(TRANSFER_COLUMNS.length);
+    out.int8(t.ts);
+    out.text(t.id);
+    out.text(t.merchantId);
+    out.text(t.debitAccountId);
+    out.text(t.creditAccountId);
+    out.int8(t.amount);
+    out.text(t.currency);
+    out.int4(t.code);
+    out.int4(t.flags);
+    out.text(t.pendingId);
+    out.int4(t.timeoutSeconds);
+    out.int8(t.expiresAt);
+    out.text(t.status);
+    out.int8(t.resolvedAt);
+    out.text(t.reference);
+    out.text(t.metadata);
+    for (const b of [t.debitAfter, t.creditAfter]) {
+      out.int8(b.debitsPending);
+      out.int8(b.debitsPosted);
+      out.int8(b.creditsPending);
+      out.int8(b.creditsPosted);
+    }
+    out.int8(t.debitPrevTs);
+    out.int8(t.creditPrevTs);
+  }
+  return out.finish();
+}
+
+/** One statement of a batch's writes, its parameters already encoded. */
+type Step =
+  | { readonly text: string; readonly params: unknown[] }
+  | { readonly copyInto: string; readonly columns: readonly string[]; readonly data: Buffer };
+
+/**
+ * A batch's writes as statements, encoded when the batch is handed over: the engine goes on
+ * changing the same objects (account balances, a hold posted by the next batch) while this one
+ * waits for its turn to commit.
+ */
+function encodeWrites(w: BatchWrites): Step[] {
+  const steps: Step[] = [];
   if (w.newAccounts.length > 0) {
-    await query(client, INSERT_ACCOUNTS, columns(w.newAccounts.map(accountValues), ACCOUNT_COLUMNS.length));
+    steps.push({ text: INSERT_ACCOUNTS, params: columns(w.newAccounts.map(accountValues), ACCOUNT_COLUMNS.length) });
   }
-  if (w.transfers.length > 0) {
-    await query(client, INSERT_TRANSFERS, columns(w.transfers.map(transferValues), TRANSFER_COLUMNS.length));
-  }
+  if (w.transfers.length > 0) steps.push({ copyInto: "ledger_transfers", columns: TRANSFER_COLUMNS, data: copyRows(w.transfers) });
   if (w.resolvedHolds.length > 0) {
-    await query(
-      client,
-      `update ledger_transfers t set status = v.status, resolved_at = v.resolved_at
+    steps.push({
+      text: `update ledger_transfers t set status = v.status, resolved_at = v.resolved_at
          from unnest($1::text[], $2::text[], $3::bigint[]) as v(id, status, resolved_at) where t.id = v.id`,
-      columns(w.resolvedHolds.map((h) => [h.id, h.status, h.resolvedAt]), 3),
-    );
+      params: columns(w.resolvedHolds.map((h) => [h.id, h.status, h.resolvedAt]), 3),
+    });
   }
   if (w.balances.length > 0) {
     const rows = w.balances.map((a) => [a.id, a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount]);
-    await query(
-      client,
-      `update ledger_accounts a set debits_pending = v.dp, debits_posted = v.dpo,
+    steps.push({
+      text: `update ledger_accounts a set debits_pending = v.dp, debits_posted = v.dpo,
               credits_pending = v.cp, credits_posted = v.cpo, last_ts = v.last_ts, transfer_count = v.n
          from unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
               as v(id, dp, dpo, cp, cpo, last_ts, n)
         where a.id = v.id`,
-      columns(rows, 7),
-    );
+      params: columns(rows, 7),
+    });
   }
   if (w.checkpoints.length > 0) {
-    await query(
-      client,
-      "insert into ledger_checkpoints (account_id, ts) select * from unnest($1::text[], $2::bigint[])",
-      columns(w.checkpoints.map((c) => [c.accountId, c.ts]), 2),
-    );
+    steps.push({
+      text: "insert into ledger_checkpoints (account_id, ts) select * from unnest($1::text[], $2::bigint[])",
+      params: columns(w.checkpoints.map((c) => [c.accountId, c.ts]), 2),
+    });
   }
   if (w.version !== w.expectVersion) {
-    await query(client, "update ledger_state set last_ts = $1, version = $2 where id = 1", [w.lastTs.toString(), w.version.toString()]);
+    steps.push({ text: "update ledger_state set last_ts = $1, version = $2 where id = 1", params: [w.lastTs.toString(), w.version.toString()] });
   }
   for (const [id, type, createdAt, data] of w.events) {
-    await query(client, "insert into outbox_events (id, type, created_at, data) values ($1, $2, $3, $4)", [id, type, createdAt.toString(), data]);
+    steps.push({ text: "insert into outbox_events (id, type, created_at, data) values ($1, $2, $3, $4)", params: [id, type, createdAt.toString(), data] });
   }
-  for (const s of w.statements) {
-    await client.query(s.sql, s.parameters.map((p) => (typeof p === "bigint" ? p.toString() : p)) as unknown[]);
+  for (const s of w.statements) steps.push({ text: s.sql, params: s.parameters.map((p) => (typeof p === "bigint" ? p.toString() : p)) });
+  return steps;
+}
+
+async function writeSteps(client: pg.PoolClient, steps: readonly Step[]): Promise<void> {
+  for (const step of steps) {
+    if ("copyInto" in step) await copyIn(client, step.copyInto, step.columns, step.data);
+    else await client.query(step.text, step.params);
   }
 }

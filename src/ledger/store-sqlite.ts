@@ -9,9 +9,13 @@ import type BetterSqlite3 from "better-sqlite3";
 import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
 import type { Account, Transfer } from "./model.ts";
-import { accountFromRow, accountValues, transferFromRow, transferValues } from "./rows.ts";
+import { accountFromRow, accountValues, transferFromRow } from "./rows.ts";
+import { encodeRows } from "./sqlite-rows-codec.ts";
 import type { WriterBatch, WriterReply } from "./sqlite-writer-worker.ts";
 import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
+
+/** Row buffers from this size on are moved to the writer thread rather than copied. */
+const MOVE_BUFFER_BYTES_MIN = 64 * 1024;
 
 export class SqliteLedgerStore implements LedgerStore {
   readonly pipelined = true;
@@ -131,15 +135,16 @@ export class SqliteLedgerStore implements LedgerStore {
   private commit(w: BatchWrites): Promise<void> {
     if (this.workerError) return Promise.reject(this.workerError);
     const seq = ++this.seq;
+    const rows = encodeRows(w.transfers, w.balances);
     const batch: WriterBatch = {
       seq,
       expectVersion: w.expectVersion,
       version: w.version,
       lastTs: w.lastTs,
       accounts: w.newAccounts.map(accountValues),
-      transfers: w.transfers.map(transferValues),
+      transfers: rows.transfers,
       holds: w.resolvedHolds.map((h) => [h.id, h.status, h.resolvedAt]),
-      balances: w.balances.map((a) => [a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount, a.id]),
+      balances: rows.balances,
       checkpoints: w.checkpoints.map((c) => [c.accountId, c.ts]),
       statements: w.statements.map((s) => ({ sql: s.sql, parameters: [...s.parameters] })),
       events: w.events,
@@ -163,7 +168,8 @@ export class SqliteLedgerStore implements LedgerStore {
         this.port.ref();
       }
       this.waiting.set(seq, { resolve, reject, overlayIds });
-      this.port.postMessage(batch);
+      // A large buffer moves to the writer thread; a small one is cheaper to copy.
+      this.port.postMessage(batch, rows.buffer.byteLength > MOVE_BUFFER_BYTES_MIN ? [rows.buffer] : undefined);
     });
   }
 

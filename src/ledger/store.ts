@@ -29,6 +29,11 @@ export interface BatchSession {
   readonly lastTimestamp: bigint;
   /** Bumped by every committed batch: a writer whose cache is of this version may trust it. */
   readonly version: bigint;
+  /**
+   * True when the writer's cache must start over whatever its version (a batch failed since it was
+   * filled, and another process may since have brought the version to the same number).
+   */
+  readonly fresh?: boolean;
   loadTransfers(ids: Iterable<string>): Promise<Map<string, Transfer>>;
   /**
    * The transfers among `ids` (new transfers' own ids) that already exist. A store may answer

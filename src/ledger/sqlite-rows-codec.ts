@@ -1,0 +1,224 @@
+// Transfer and balance rows as the SQLite writer thread receives them: column by column, integers
+// in typed arrays and every string of the batch in one string, rather than one array per row.
+// Handing a batch of 8190 rows to the thread as arrays of arrays made the structured clone (one
+// tagged value at a time, both ways) the largest single cost of the main thread; typed arrays
+// and one flat string copy as blocks, and the thread rebuilds each row's values as it binds them.
+import { TRANSFER_COLUMNS } from "./rows.ts";
+import type { Account, Transfer } from "./model.ts";
+
+/** 64-bit integer columns of a transfer, in TRANSFER_COLUMNS order. */
+const T_BIG = [
+  "ts", "amount", "expires_at", "resolved_at", "dr_debits_pending", "dr_debits_posted", "dr_credits_pending",
+  "dr_credits_posted", "cr_debits_pending", "cr_debits_posted", "cr_credits_pending", "cr_credits_posted",
+  "dr_prev_ts", "cr_prev_ts",
+] as const;
+/** Small integer columns (JavaScript numbers in the domain). */
+const T_NUM = ["code", "flags", "timeout_seconds"] as const;
+/** Text columns. */
+const T_TEXT = ["id", "merchant_id", "debit_account_id", "credit_account_id", "currency", "pending_id", "status", "reference", "metadata"] as const;
+// Columns that may be null have a bit each in the row's null mask, in this order from bit 0:
+// expires_at, resolved_at, dr_prev_ts, cr_prev_ts, merchant_id, pending_id, reference, metadata.
+// A BigInt64Array would wrap a value past 64 bits silently: the engine refuses a balance limit
+// that does not fit (both databases store 64-bit integers anyway).
+
+/** The order TransferRowReader.read writes (unrolled there); checked against TRANSFER_COLUMNS. */
+const READ_ORDER = [
+  "big", "text", "text", "text", "text", "big", "text", "num", "num", "text", "num", "big", "text", "big", "text", "text",
+  "big", "big", "big", "big", "big", "big", "big", "big", "big", "big",
+];
+TRANSFER_COLUMNS.forEach((column, k) => {
+  const source = (T_BIG as readonly string[]).includes(column) ? "big" : (T_NUM as readonly string[]).includes(column) ? "num" : "text";
+  if (READ_ORDER[k] !== source) throw new Error(`the rows codec does not match TRANSFER_COLUMNS at ${column}`);
+});
+
+export interface TransferColumns {
+  readonly count: number;
+  /** T_BIG.length values per row. */
+  readonly big: BigInt64Array;
+  /** T_NUM.length values per row. */
+  readonly num: Float64Array;
+  /** T_TEXT.length lengths per row (UTF-16 code units) into `text`. */
+  readonly textLengths: Uint32Array;
+  readonly text: string;
+  /** One bit per nullable column (T_NULLABLE order), per row. */
+  readonly nulls: Uint8Array;
+}
+
+type Arrays<T> = Omit<T, "count" | "text" | "ids">;
+
+export function encodeTransfers(transfers: readonly Transfer[], into?: Arrays<TransferColumns>): TransferColumns {
+  const n = transfers.length;
+  const big = into?.big ?? new BigInt64Array(n * T_BIG.length);
+  const num = into?.num ?? new Float64Array(n * T_NUM.length);
+  const textLengths = into?.textLengths ?? new Uint32Array(n * T_TEXT.length);
+  const nulls = into?.nulls ?? new Uint8Array(n);
+  const parts: string[] = new Array(n * T_TEXT.length);
+  for (let r = 0; r < n; r++) {
+    const t = transfers[r]!;
+    let b = r * T_BIG.length;
+    let mask = 0;
+    big[b++] = t.ts;
+    big[b++] = t.amount;
+    if (t.expiresAt === null) mask |= 1;
+    else big[b] = t.expiresAt;
+    b++;
+    if (t.resolvedAt === null) mask |= 2;
+    else big[b] = t.resolvedAt;
+    b++;
+    big[b++] = t.debitAfter.debitsPending;
+    big[b++] = t.debitAfter.debitsPosted;
+    big[b++] = t.debitAfter.creditsPending;
+    big[b++] = t.debitAfter.creditsPosted;
+    big[b++] = t.creditAfter.debitsPending;
+    big[b++] = t.creditAfter.debitsPosted;
+    big[b++] = t.creditAfter.creditsPending;
+    big[b++] = t.creditAfter.creditsPosted;
+    if (t.debitPrevTs === null) mask |= 4;
+    else big[b] = t.debitPrevTs;
+    b++;
+    if (t.creditPrevTs === null) mask |= 8;
+    else big[b] = t.creditPrevTs;
+    const m = r * T_NUM.length;
+    num[m] = t.code;
+    num[m + 1] = t.flags;
+    num[m + 2] = t.timeoutSeconds;
+    const s = r * T_TEXT.length;
+    const texts = [t.id, t.merchantId, t.debitAccountId, t.creditAccountId, t.currency, t.pendingId, t.status, t.reference, t.metadata];
+    if (t.merchantId === null) mask |= 16;
+    if (t.pendingId === null) mask |= 32;
+    if (t.reference === null) mask |= 64;
+    if (t.metadata === null) mask |= 128;
+    for (let i = 0; i < T_TEXT.length; i++) {
+      const v = texts[i] ?? "";
+      parts[s + i] = v;
+      textLengths[s + i] = v.length;
+    }
+    nulls[r] = mask;
+  }
+  return { count: n, big, num, textLengths, text: parts.join(""), nulls };
+}
+
+/** Reads the rows back, in order: each row's values in TRANSFER_COLUMNS order, into a caller's array. */
+export class TransferRowReader {
+  private textPos = 0;
+  private next = 0;
+  private readonly texts: string[] = new Array(T_TEXT.length);
+
+  constructor(private readonly c: TransferColumns) {}
+
+  /** Writes row `r` (rows are read in order, each once) into `out` from `offset`. */
+  read(r: number, out: unknown[], offset: number): void {
+    if (r !== this.next) throw new Error(`transfer rows are read in order: expected ${this.next}, got ${r}`);
+    this.next++;
+    const c = this.c;
+    const s = r * T_TEXT.length;
+    for (let i = 0; i < T_TEXT.length; i++) {
+      const len = c.textLengths[s + i]!;
+      this.texts[i] = c.text.slice(this.textPos, this.textPos + len);
+      this.textPos += len;
+    }
+    const mask = c.nulls[r]!;
+    const b = r * T_BIG.length;
+    const m = r * T_NUM.length;
+    const x = this.texts;
+    // Unrolled in TRANSFER_COLUMNS order (T_LAYOUT checks the order when the module loads).
+    out[offset] = c.big[b];
+    out[offset + 1] = x[0];
+    out[offset + 2] = mask & 16 ? null : x[1];
+    out[offset + 3] = x[2];
+    out[offset + 4] = x[3];
+    out[offset + 5] = c.big[b + 1];
+    out[offset + 6] = x[4];
+    out[offset + 7] = c.num[m];
+    out[offset + 8] = c.num[m + 1];
+    out[offset + 9] = mask & 32 ? null : x[5];
+    out[offset + 10] = c.num[m + 2];
+    out[offset + 11] = mask & 1 ? null : c.big[b + 2];
+    out[offset + 12] = x[6];
+    out[offset + 13] = mask & 2 ? null : c.big[b + 3];
+    out[offset + 14] = mask & 64 ? null : x[7];
+    out[offset + 15] = mask & 128 ? null : x[8];
+    for (let k = 0; k < 8; k++) out[offset + 16 + k] = c.big[b + 4 + k];
+    out[offset + 24] = mask & 4 ? null : c.big[b + 12];
+    out[offset + 25] = mask & 8 ? null : c.big[b + 13];
+  }
+}
+
+export interface BalanceColumns {
+  readonly count: number;
+  /** Per account: debits_pending, debits_posted, credits_pending, credits_posted, last_ts, transfer_count. */
+  readonly big: BigInt64Array;
+  /** 1 where last_ts is null. */
+  readonly lastTsNull: Uint8Array;
+  readonly ids: string;
+  readonly idLengths: Uint32Array;
+}
+
+export function encodeBalances(accounts: readonly Account[], into?: Arrays<BalanceColumns>): BalanceColumns {
+  const n = accounts.length;
+  const big = into?.big ?? new BigInt64Array(n * 6);
+  const lastTsNull = into?.lastTsNull ?? new Uint8Array(n);
+  const idLengths = into?.idLengths ?? new Uint32Array(n);
+  const ids: string[] = new Array(n);
+  for (let r = 0; r < n; r++) {
+    const a = accounts[r]!;
+    const b = r * 6;
+    big[b] = a.debitsPending;
+    big[b + 1] = a.debitsPosted;
+    big[b + 2] = a.creditsPending;
+    big[b + 3] = a.creditsPosted;
+    if (a.lastTs === null) lastTsNull[r] = 1;
+    else big[b + 4] = a.lastTs;
+    big[b + 5] = a.transferCount;
+    ids[r] = a.id;
+    idLengths[r] = a.id.length;
+  }
+  return { count: n, big, lastTsNull, ids: ids.join(""), idLengths };
+}
+
+/** Calls `row` with [debits_pending, debits_posted, credits_pending, credits_posted, last_ts, transfer_count, id]. */
+export function decodeBalances(c: BalanceColumns, row: (values: unknown[]) => void): void {
+  const values: unknown[] = new Array(7);
+  let pos = 0;
+  for (let r = 0; r < c.count; r++) {
+    const b = r * 6;
+    values[0] = c.big[b]!;
+    values[1] = c.big[b + 1]!;
+    values[2] = c.big[b + 2]!;
+    values[3] = c.big[b + 3]!;
+    values[4] = c.lastTsNull[r] ? null : c.big[b + 4]!;
+    values[5] = c.big[b + 5]!;
+    const len = c.idLengths[r]!;
+    values[6] = c.ids.slice(pos, pos + len);
+    pos += len;
+    row(values);
+  }
+}
+
+/**
+ * A batch's transfer and balance rows with every typed array a view of one ArrayBuffer: posting
+ * a message costs several microseconds per buffer it carries, which dominated small batches.
+ */
+export function encodeRows(transfers: readonly Transfer[], accounts: readonly Account[]) {
+  const n = transfers.length;
+  const m = accounts.length;
+  // 8-byte arrays first, so that every view starts aligned to its element size.
+  const sizes = [n * T_BIG.length * 8, n * T_NUM.length * 8, m * 6 * 8, n * T_TEXT.length * 4, m * 4, n, m];
+  const buffer = new ArrayBuffer(sizes.reduce((a, b) => a + b, 0));
+  const at: number[] = [];
+  sizes.reduce((offset, size) => (at.push(offset), offset + size), 0);
+  return {
+    buffer,
+    transfers: encodeTransfers(transfers, {
+      big: new BigInt64Array(buffer, at[0], n * T_BIG.length),
+      num: new Float64Array(buffer, at[1], n * T_NUM.length),
+      textLengths: new Uint32Array(buffer, at[3], n * T_TEXT.length),
+      nulls: new Uint8Array(buffer, at[5], n),
+    }),
+    balances: encodeBalances(accounts, {
+      big: new BigInt64Array(buffer, at[2], m * 6),
+      idLengths: new Uint32Array(buffer, at[4], m),
+      lastTsNull: new Uint8Array(buffer, at[6], m),
+    }),
+  };
+}

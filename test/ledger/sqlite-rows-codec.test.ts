@@ -1,0 +1,88 @@
+// The column-wise encoding of rows handed to the SQLite writer thread gives back exactly the
+// values of transferValues, nulls and any text included.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Account, Transfer } from "../../src/ledger/model.ts";
+import { TRANSFER_COLUMNS, transferValues } from "../../src/ledger/rows.ts";
+import { TransferRowReader, decodeBalances, encodeBalances, encodeRows, encodeTransfers } from "../../src/ledger/sqlite-rows-codec.ts";
+
+const balances = (n: bigint) => ({ debitsPending: n, debitsPosted: n + 1n, creditsPending: n + 2n, creditsPosted: 2n ** 62n + n });
+
+function transfer(i: number, withNulls: boolean): Transfer {
+  return {
+    ts: 1_700_000_000_000_000n + BigInt(i),
+    id: `t-${i}`,
+    merchantId: withNulls ? null : "mer_ü",
+    debitAccountId: `d-${i}`,
+    creditAccountId: "c-long-account-id-with-emoji-😀",
+    amount: 9_007_199_254_740_991n,
+    currency: "CNY",
+    code: 2147483647,
+    flags: 5,
+    pendingId: withNulls ? null : "hold\u0000with-nul",
+    timeoutSeconds: 31_622_400,
+    expiresAt: withNulls ? null : 1_800_000_000_000_000n,
+    status: "pending",
+    resolvedAt: withNulls ? null : -1n,
+    reference: withNulls ? null : "",
+    metadata: withNulls ? null : '{"a":"\\u0000","b":[1,2]}',
+    debitAfter: balances(BigInt(i)),
+    creditAfter: balances(-BigInt(i)),
+    debitPrevTs: withNulls ? null : 7n,
+    creditPrevTs: withNulls ? null : 0n,
+  };
+}
+
+test("transfer rows decode to transferValues, in order, several rows into one array", () => {
+  const transfers = Array.from({ length: 7 }, (_, i) => transfer(i, i % 2 === 0));
+  const reader = new TransferRowReader(encodeTransfers(transfers));
+  const width = TRANSFER_COLUMNS.length;
+  const out: unknown[] = new Array(transfers.length * width);
+  transfers.forEach((_, r) => reader.read(r, out, r * width));
+  transfers.forEach((t, r) => assert.deepEqual(out.slice(r * width, (r + 1) * width), transferValues(t)));
+  assert.throws(() => reader.read(0, out, 0), /in order/);
+});
+
+test("an empty batch encodes", () => {
+  assert.equal(encodeTransfers([]).count, 0);
+  const seen: unknown[][] = [];
+  decodeBalances(encodeBalances([]), (v) => seen.push([...v]));
+  assert.deepEqual(seen, []);
+});
+
+test("balance rows decode with their id last and a null last_ts", () => {
+  const account = (id: string, lastTs: bigint | null): Account => ({
+    id, merchantId: null, currency: "CNY", code: 0, normalBalance: "credit",
+    flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, owner: null, metadata: null,
+    createdAt: 1n, ...balances(3n), lastTs, transferCount: 12n,
+  });
+  const accounts = [account("a", 5n), account("ünïcode-😀", null), account("", 2n ** 63n - 1n)];
+  const seen: unknown[][] = [];
+  decodeBalances(encodeBalances(accounts), (v) => seen.push([...v]));
+  assert.deepEqual(
+    seen,
+    accounts.map((a) => [a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount, a.id]),
+  );
+});
+
+test("rows encoded into one buffer read back as rows encoded alone", () => {
+  const transfers = Array.from({ length: 5 }, (_, i) => transfer(i, i % 3 === 0));
+  const accounts: Account[] = [0, 1, 2].map((i) => ({
+    id: `acc-${i}`, merchantId: null, currency: "CNY", code: 0, normalBalance: "credit",
+    flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, owner: null, metadata: null,
+    createdAt: 1n, ...balances(BigInt(i)), lastTs: i === 1 ? null : BigInt(i), transferCount: 1n,
+  }));
+  const both = structuredClone(encodeRows(transfers, accounts));
+  const width = TRANSFER_COLUMNS.length;
+  const reader = new TransferRowReader(both.transfers);
+  transfers.forEach((t, r) => {
+    const out: unknown[] = new Array(width);
+    reader.read(r, out, 0);
+    assert.deepEqual(out, transferValues(t));
+  });
+  const seen: unknown[][] = [];
+  decodeBalances(both.balances, (v) => seen.push([...v]));
+  const alone: unknown[][] = [];
+  decodeBalances(encodeBalances(accounts), (v) => alone.push([...v]));
+  assert.deepEqual(seen, alone);
+});
