@@ -30,7 +30,7 @@ const VALID: readonly Valid[] = [
   { type: "person_name", raw: " 欧阳娜娜 ", normalised: "欧阳娜娜", masked: "欧**娜", derived: {} },
   { type: "person_name", raw: "John  Smith", normalised: "John Smith", masked: "J*** Smith", derived: {} },
   { type: "person_name", raw: "58同城", normalised: "58同城", masked: "5**城", derived: {} },
-  { type: "person_name", raw: "阿依古丽·买买提", normalised: "阿依古丽·买买提", masked: "阿*******", derived: {} },
+  { type: "person_name", raw: "阿依古丽·买买提", normalised: "阿依古丽·买买提", masked: "阿******提", derived: {} },
   { type: "email", raw: "john.smith@Example.COM", normalised: "john.smith@example.com", masked: "j***@example.com", derived: { domain: "example.com" } },
   { type: "email", raw: "张三@mail.example.cn", normalised: "张三@mail.example.cn", masked: "张***@mail.example.cn", derived: { domain: "mail.example.cn" } },
 ];
