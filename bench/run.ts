@@ -13,6 +13,7 @@ import { growth } from "./growth.ts";
 import { multiProcessPostgres } from "./pg-multi.ts";
 import { paymentsThroughput, setUpMerchant } from "./payments.ts";
 import { noticeThroughput } from "./notices.ts";
+import { vaultThroughput } from "./vault.ts";
 import { startProcess } from "./server.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
 
@@ -190,6 +191,10 @@ async function main(): Promise<void> {
   record(`notices_camt054_${notices.noticeEntries / 1000}k_entries_per_s`, figure([notices.noticeEntriesPerS]));
   record(`notices_camt054_${notices.noticeEntries / 1000}k_peak_heap_mb`, figure([notices.noticePeakHeapMb]));
   record(`notices_camt054_${notices.noticeEntries / 1000}k_peak_rss_mb`, figure([notices.noticePeakRssMb]));
+
+  // The vault: encrypt, decrypt and blind indexes per second, both suites, and lookups by index.
+  const vault = await vaultThroughput({ msPerFigure: quick ? 500 : 2000, lookupRows: quick ? 20_000 : 100_000 });
+  for (const [name, value] of Object.entries(vault)) record(name, figure([value as number]));
 
   // Growth: throughput and query latency as the ledger fills (SQLite, 10 000 accounts).
   const growthMax = Number(process.env.TALLY_BENCH_GROWTH_MAX ?? (quick ? 100_000 : 1_000_000));
