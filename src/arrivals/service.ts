@@ -23,6 +23,8 @@ import { parseDocument, validateProfile, type BankProfile, type ParsedEntry, typ
 import { agreementFromRow } from "../escrow/view.ts";
 
 export const PAYER_NAME_PURPOSE = "custody.payer_name";
+/** Raw bank documents are sealed whole under this purpose (vault/registry.ts SEALED_DOCUMENTS). */
+export const DOCUMENT_PURPOSE = "custody.document";
 /** Entries applied in one unit of work (one transaction, one batch of transfers). */
 const ENTRIES_PER_UNIT_MAX = 1000;
 /** The bank's local time decides booking dates (statements are by local booking date). */
@@ -50,6 +52,11 @@ export class ArrivalInbox {
 
   get context() {
     return this.agreements.ctx;
+  }
+
+  /** A stored document's body exactly as it was received. */
+  documentBody(doc: Pick<CustodyDocumentsTable, "raw_body">): Buffer {
+    return this.ctx.vault.openDocument(DOCUMENT_PURPOSE, doc.raw_body);
   }
 
   /** Resolves when every document received so far was processed (tests, shutdown). */
@@ -94,7 +101,8 @@ export class ArrivalInbox {
       kind: "notice",
       received_at: this.ctx.clock.nowUs(),
       content_type: contentType ?? null,
-      raw_body: body,
+      // Byte for byte as received, sealed by the vault: notices carry payers' names and accounts.
+      raw_body: this.ctx.vault.sealDocument(DOCUMENT_PURPOSE, body),
       status: "received",
       errors: null,
       profile_version: null,
@@ -125,7 +133,7 @@ export class ArrivalInbox {
       if (!stored) {
         errors = [{ code: "malformed", field: "profile", value: `no profile for bank ${doc.bank}` }];
       } else {
-        const parsed = parseDocument(Buffer.from(doc.raw_body), stored.profile);
+        const parsed = parseDocument(this.documentBody(doc), stored.profile);
         errors = [...parsed.errors];
         entries = parsed.statements.flatMap((s) => s.entries);
       }

@@ -14,7 +14,7 @@ import { stringifyJson } from "../http/json.ts";
 import { escrowBalance } from "../escrow/model.ts";
 import type { AgreementService } from "../escrow/service.ts";
 import { agreementFromRow } from "../escrow/view.ts";
-import { bankLock, type ArrivalInbox } from "../arrivals/service.ts";
+import { DOCUMENT_PURPOSE, bankLock, type ArrivalInbox } from "../arrivals/service.ts";
 import { parseStatement, type ParsedStatement } from "../arrivals/parsers/index.ts";
 
 export type LineStatus = "matched" | "missing_in_tally" | "missing_at_bank" | "amount_mismatch";
@@ -72,7 +72,7 @@ export class ReconciliationService {
       const existing = await this.ctx.db.read.selectFrom("reconciliations").select("id").where("bank", "=", bank).where("body_hash", "=", hash).executeTakeFirst();
       if (existing) return { reconciliation: await this.get(existing.id), created: false };
       const now = this.ctx.clock.nowUs();
-      const doc: CustodyDocumentsTable = { id: `stm_${ulid()}`, bank, kind: "statement", received_at: now, content_type: contentType ?? null, raw_body: body, status: "received", errors: null, profile_version: null, processed_at: null };
+      const doc: CustodyDocumentsTable = { id: `stm_${ulid()}`, bank, kind: "statement", received_at: now, content_type: contentType ?? null, raw_body: this.ctx.vault.sealDocument(DOCUMENT_PURPOSE, body), status: "received", errors: null, profile_version: null, processed_at: null };
       // Raw first: the statement is kept even if it cannot be read.
       await commitUnit(this.ctx.engine, [], () => ({ value: null, write: (tx) => tx.insertInto("custody_documents").values(doc).execute().then(() => undefined) }));
       const profile = await this.inbox.profile(bank);

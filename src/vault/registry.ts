@@ -53,9 +53,15 @@ export const SENSITIVE_COLUMNS: readonly SensitiveColumn[] = [
 
 export const columnName = (c: Pick<SensitiveColumn, "table" | "column">) => `${c.table}.${c.column}`;
 
+/**
+ * Whole documents sealed as received (bank notices and statements carry payers' names and
+ * accounts): their purposes have data keys like columns, but no per-value coverage scan.
+ */
+export const SEALED_DOCUMENTS = [{ table: "custody_documents", column: "raw_body", purpose: "custody.document" }] as const;
+
 /** Data-key purposes of the registry. */
 export function registeredPurposes(columns: readonly SensitiveColumn[] = SENSITIVE_COLUMNS): string[] {
-  return [...new Set(columns.map((c) => c.purpose))];
+  return [...new Set([...columns.map((c) => c.purpose), ...SEALED_DOCUMENTS.map((d) => d.purpose)])];
 }
 
 /** Blind-index purposes of the registry. */

@@ -37,6 +37,19 @@ for (const dialect of DIALECTS) {
       const row = await app.tally.db.read.selectFrom("agreements").selectAll().where("id", "=", a.id).executeTakeFirstOrThrow();
       const text = JSON.stringify(row, (_k, v) => (typeof v === "bigint" ? String(v) : v));
       for (const clear of ["王小明", "11010519491231002X", "13812345678", "6222020200112233445"]) assert.ok(!text.includes(clear), `${clear} is not stored in clear`);
+      // The bank's notice names the payer: it is kept byte for byte, but sealed by the vault.
+      await fund(app, a.id, 100_000, { payer_account: "6217000099998888777" });
+      const docs = await app.tally.db.read.selectFrom("custody_documents").select("raw_body").execute();
+      const entries = await app.tally.db.read.selectFrom("custody_entries").selectAll().execute();
+      for (const d of docs) {
+        const raw = Buffer.from(d.raw_body);
+        assert.equal(raw.indexOf(Buffer.from("王小明")), -1, "no clear payer name in a stored notice");
+        assert.equal(raw.indexOf(Buffer.from("6217000099998888777")), -1, "no clear payer account in a stored notice");
+      }
+      assert.ok(!JSON.stringify(entries, (_k, v) => (typeof v === "bigint" ? String(v) : v)).includes("王小明"));
+      const notice = (await app.request("GET", "/v1/custody/notices?limit=1")).body.data[0];
+      const shown = (await app.request("GET", `/v1/custody/notices/${notice.id}`)).body;
+      assert.match(shown.raw_body, /王小明/, "the API gives the body back exactly as received");
     });
 
     for (const format of ["json", "csv", "camt054", "mt940"] as const) {
