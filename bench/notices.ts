@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTally } from "../src/app.ts";
-import { defaultLimits, type Config } from "../src/kernel/config.ts";
+import { loadConfig, type Config } from "../src/kernel/config.ts";
 import { createLogger } from "../src/ops/logger.ts";
 import { writeNotice, type BankCredit } from "../src/escrow/demo-bank/formats.ts";
 import { parseStatement } from "../src/arrivals/parsers/index.ts";
@@ -25,10 +25,13 @@ export interface NoticeFigures {
 
 export async function noticeThroughput(entries: number): Promise<NoticeFigures> {
   const dir = mkdtempSync(join(tmpdir(), "tally-bench-notices-"));
-  const config: Config = {
-    port: 0, host: "127.0.0.1", databaseUrl: `sqlite:${join(dir, "tally.db")}`, adminKey: undefined, logLevel: "silent", publicUrl: "http://bench", vaultKeyFile: join(dir, "vault.key"),
-    routingFile: undefined, simulator: true, simulatorLatencyMs: 0, demo: false, channelSettings: {}, limits: { ...defaultLimits },
-  } as Config;
+  const config: Config = loadConfig({
+    TALLY_DATABASE_URL: `sqlite:${join(dir, "tally.db")}`,
+    TALLY_VAULT_KEY_FILE: join(dir, "vault.key"),
+    TALLY_PUBLIC_URL: "http://bench",
+    TALLY_LOG_LEVEL: "silent",
+    TALLY_DEMO: "off",
+  });
   const tally = await createTally(config, { jobs: false, logger: createLogger("silent") });
   try {
     // The corpus statement: parse alone, then parse + reconcile through Tally.
