@@ -10,8 +10,9 @@ import { loadConfig, type Config } from "../src/kernel/config.ts";
 import { createLogger } from "../src/ops/logger.ts";
 import { writeNotice, type BankCredit } from "../src/escrow/demo-bank/formats.ts";
 import { parseStatement } from "../src/arrivals/parsers/index.ts";
+import { corpusDir } from "../test/support/corpus.ts";
 
-const CORPUS_STATEMENT = "../shared/corpus/bank-statements/camt053/be-v02-monthly-268-entries.xml";
+const CORPUS_STATEMENT = "bank-statements/camt053/be-v02-monthly-268-entries.xml";
 const AGREEMENTS = 100;
 
 export interface NoticeFigures {
@@ -35,7 +36,7 @@ export async function noticeThroughput(entries: number): Promise<NoticeFigures> 
   const tally = await createTally(config, { jobs: false, logger: createLogger("silent") });
   try {
     // The corpus statement: parse alone, then parse + reconcile through Tally.
-    const statement = readFileSync(new URL(CORPUS_STATEMENT, new URL("../", import.meta.url)));
+    const statement = readFileSync(join(corpusDir(), CORPUS_STATEMENT));
     let parsed = 0;
     const t0 = performance.now();
     while (performance.now() - t0 < 1000) parsed += parseStatement(statement).statements.reduce((n, s) => n + s.entries.length, 0);

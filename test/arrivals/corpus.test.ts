@@ -2,10 +2,13 @@
 // expected.json (its conventions: SOURCES.md). Amounts are compared as bigint minor units.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { corpusDir } from "../support/corpus.ts";
 import { test } from "node:test";
 import { decimalToMinor, parseStatement, type ParsedEntry, type ParsedStatement } from "../../src/arrivals/parsers/index.ts";
 
-const DIR = new URL("../../../shared/corpus/bank-statements/", import.meta.url);
+const DIR = pathToFileURL(join(corpusDir(), "bank-statements") + "/");
 
 interface PerStatement {
   account: string;
