@@ -162,6 +162,23 @@ export interface Channel {
   acknowledge?(accepted: boolean): NotifyAck;
 }
 
+/** Network errors that mean the request never left this machine (so no money can have moved). */
+const NOT_SENT_CODES: ReadonlySet<string> = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
+
+/**
+ * The code of a "request never sent" network error in `error` or its causes (fetch wraps the
+ * socket's error), or null: a connector turns it into a ChannelUnavailableError.
+ */
+export function notSentCode(error: unknown): string | null {
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") return NOT_SENT_CODES.has(code) ? code : null;
+    e = e.cause;
+  }
+  return null;
+}
+
 /**
  * The request never reached the channel (connection refused, circuit open, DNS): no money can
  * have moved, so routing may fail over to another channel.

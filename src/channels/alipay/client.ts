@@ -5,7 +5,7 @@
 import { createPrivateKey } from "node:crypto";
 import { AlipaySdk } from "alipay-sdk";
 import type { Channel, ChannelFlow, NotificationVerdict, NotifyAck, PayRequest, PayResult, QueryRequest, RawNotification, RefundRequest, RefundResult } from "../channel.ts";
-import { ChannelOutcomeUnknownError, ChannelUnavailableError } from "../channel.ts";
+import { ChannelOutcomeUnknownError, ChannelUnavailableError, notSentCode } from "../channel.ts";
 import { failure } from "../failures.ts";
 import { acknowledgeAlipay, verifyAlipayNotification } from "./notify.ts";
 import {
@@ -46,7 +46,6 @@ export const ALIPAY_PAY_WINDOW_MS_DEFAULT = 30 * 60_000;
 
 const FLOWS: ReadonlySet<ChannelFlow> = new Set(["pay", "query", "refund", "notify"]);
 /** Connection errors that happen before a byte of the request left: nothing can have moved. */
-const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
 
 function keyType(privateKey: string): "PKCS1" | "PKCS8" {
   if (privateKey.includes("BEGIN RSA PRIVATE KEY")) return "PKCS1";
@@ -60,15 +59,6 @@ function keyType(privateKey: string): "PKCS1" | "PKCS8" {
   }
 }
 
-function errorCode(error: unknown): string | undefined {
-  let e: unknown = error;
-  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-    e = e.cause;
-  }
-  return undefined;
-}
 
 export class AlipayChannel implements Channel {
   readonly id = "alipay";
@@ -148,8 +138,8 @@ export class AlipayChannel implements Channel {
       return answer as AlipayAnswer;
     } catch (error) {
       if (error instanceof ChannelOutcomeUnknownError) throw error;
-      const code = errorCode(error);
-      if (code !== undefined && NOT_SENT_CODES.has(code)) throw new ChannelUnavailableError(`Alipay ${method} could not be sent: ${code}`, { cause: error });
+      const code = notSentCode(error);
+      if (code !== null) throw new ChannelUnavailableError(`Alipay ${method} could not be sent: ${code}`, { cause: error });
       // A timeout, a reset, an unsigned or badly signed answer, a non-200: money may have moved.
       throw new ChannelOutcomeUnknownError(`Alipay ${method}: ${error instanceof Error ? error.message.slice(0, 300) : String(error)}`, { cause: error });
     }

@@ -2,7 +2,7 @@
 // timeout, verify the answer's signature before reading it, and sort failures into the port's two
 // kinds. Everything the channel says is interpreted in transform.ts, never here.
 import type { Channel, ChannelFlow, NotificationVerdict, NotifyAck, PayRequest, PayResult, QueryRequest, RawNotification, RefundRequest, RefundResult } from "../channel.ts";
-import { ChannelOutcomeUnknownError, ChannelUnavailableError } from "../channel.ts";
+import { ChannelOutcomeUnknownError, ChannelUnavailableError, notSentCode } from "../channel.ts";
 import { acknowledgeTemplate, verifyTemplateNotification } from "./notify.ts";
 import { payBody, payRequestProblem, queryResult, refundResult } from "./transform.ts";
 
@@ -17,7 +17,6 @@ export interface TemplateConfig {
 /** TODO: only the flows the connector really implements; routing reads this. */
 const FLOWS: ReadonlySet<ChannelFlow> = new Set(["pay", "query", "refund", "notify"]);
 /** Connection errors before a byte left: nothing can have moved, so routing may fail over. */
-const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
 
 export class TemplateChannel implements Channel {
   readonly id = "template"; // TODO: the channel id used in routing and `/v1/channels/<id>/notify`
@@ -68,8 +67,8 @@ export class TemplateChannel implements Channel {
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     } catch (error) {
-      const code = (error as { cause?: { code?: unknown } }).cause?.code;
-      if (typeof code === "string" && NOT_SENT_CODES.has(code)) throw new ChannelUnavailableError(`${method} ${path} could not be sent: ${code}`, { cause: error });
+      const code = notSentCode(error);
+      if (code !== null) throw new ChannelUnavailableError(`${method} ${path} could not be sent: ${code}`, { cause: error });
       throw new ChannelOutcomeUnknownError(`${method} ${path}: no answer`, { cause: error });
     }
     const text = await response.text().catch((error: unknown) => {

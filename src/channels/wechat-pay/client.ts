@@ -3,7 +3,7 @@
 // two kinds (never sent → ChannelUnavailableError; timeout or unreadable answer → outcome unknown).
 import { createPrivateKey, type KeyObject } from "node:crypto";
 import type { Channel, ChannelFlow, NotificationVerdict, NotifyAck, PayRequest, PayResult, QueryRequest, RawNotification, RefundRequest, RefundResult } from "../channel.ts";
-import { ChannelOutcomeUnknownError, ChannelUnavailableError } from "../channel.ts";
+import { ChannelOutcomeUnknownError, ChannelUnavailableError, notSentCode } from "../channel.ts";
 import { failure } from "../failures.ts";
 import { APIV3_KEY_BYTES, authorization, nonce, platformKeys, rsaSign, signatureProblem, type PlatformKeys } from "./crypto.ts";
 import { acknowledgeWechat, verifyWechatNotification } from "./notify.ts";
@@ -42,17 +42,7 @@ const ANSWER_BYTES_MAX = 256 * 1024;
 
 const FLOWS: ReadonlySet<ChannelFlow> = new Set(["pay", "query", "refund", "notify"]);
 /** Connection errors that happen before a byte of the request left: nothing can have moved. */
-const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
 
-function errorCode(error: unknown): string | undefined {
-  let e: unknown = error;
-  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-    e = e.cause;
-  }
-  return undefined;
-}
 
 export class WechatPayChannel implements Channel {
   readonly id = "wechat_pay";
@@ -154,8 +144,8 @@ export class WechatPayChannel implements Channel {
     try {
       response = await fetch(`${this.baseUrl}${pathWithQuery}`, { method, headers, signal, ...(body !== undefined ? { body: bodyText } : {}) });
     } catch (error) {
-      const code = errorCode(error);
-      if (code !== undefined && NOT_SENT_CODES.has(code)) throw new ChannelUnavailableError(`WeChat Pay ${method} ${pathWithQuery} could not be sent: ${code}`, { cause: error });
+      const code = notSentCode(error);
+      if (code !== null) throw new ChannelUnavailableError(`WeChat Pay ${method} ${pathWithQuery} could not be sent: ${code}`, { cause: error });
       throw new ChannelOutcomeUnknownError(`WeChat Pay ${method} ${pathWithQuery}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     let text: string;
