@@ -4,7 +4,7 @@
 // ledger's row lock, set-based statements).
 import type { Database } from "../db/database.ts";
 import type { Account, Transfer } from "./model.ts";
-import { PostgresLedgerStore } from "./store-postgres.ts";
+import { PostgresLedgerStore, type PostgresStoreOptions } from "./store-postgres.ts";
 import { SqliteLedgerStore } from "./store-sqlite.ts";
 
 import type { RecordedStatement } from "../db/recorder.ts";
@@ -75,6 +75,6 @@ export class VersionConflictError extends Error {
   }
 }
 
-export function createLedgerStore(db: Database): LedgerStore {
-  return db.dialect === "sqlite" ? new SqliteLedgerStore(db) : new PostgresLedgerStore(db);
+export function createLedgerStore(db: Database, options: PostgresStoreOptions = {}): LedgerStore {
+  return db.dialect === "sqlite" ? new SqliteLedgerStore(db) : new PostgresLedgerStore(db, options);
 }

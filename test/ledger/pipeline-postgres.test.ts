@@ -38,8 +38,8 @@ before(async () => {
   dbA = openDatabase(database.url);
   dbB = openDatabase(database.url);
   await migrate(dbA);
-  engineA = new PostingEngine(createLedgerStore(dbA), systemClock, defaultLimits, undefined, "postgres");
-  engineB = new PostingEngine(createLedgerStore(dbB), systemClock, defaultLimits, undefined, "postgres");
+  engineA = new PostingEngine(createLedgerStore(dbA, { lease: false }), systemClock, defaultLimits, undefined, "postgres");
+  engineB = new PostingEngine(createLedgerStore(dbB, { lease: false }), systemClock, defaultLimits, undefined, "postgres");
 });
 after(async () => {
   await engineA.close();
@@ -159,7 +159,7 @@ test("a batch that fails at commit dooms the batch prepared on top of it, which 
 test("a commit that fails while the next batch is loading its accounts: that batch is redone, not answered from a cleared cache", async () => {
   // A fresh engine: its cache holds only what its own batches loaded.
   const dbC = openDatabase(database.url);
-  const engineC = new PostingEngine(createLedgerStore(dbC), systemClock, defaultLimits, undefined, "postgres");
+  const engineC = new PostingEngine(createLedgerStore(dbC, { lease: false }), systemClock, defaultLimits, undefined, "postgres");
   try {
     await engineA.createAccounts(null, [account("third", "credit")]);
     assert.equal((await engineC.submitTransfers(null, [transfer("warm", "bank", "other", 1n)]))[0]!.result, "created");
