@@ -48,9 +48,37 @@ const insertTransferMany = db.prepare(
   `insert into ledger_transfers (${tcols}) values ${new Array(ROWS_PER_INSERT).fill(placeholders(TRANSFER_COLUMNS.length)).join(",")}`,
 );
 const insertAccount = db.prepare(`insert into ledger_accounts (${ACCOUNT_COLUMNS.join(",")}) values ${placeholders(ACCOUNT_COLUMNS.length)}`);
-const updateBalance = db.prepare(
-  "update ledger_accounts set debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ?, last_ts = ?, transfer_count = ? where id = ?",
+// Balances are written by rowid, found once per account and remembered: a lookup by the text key
+// goes through the key's index first, which cost a quarter of each update. The row's own id is
+// checked too, so a rowid that no longer holds that account (a batch that inserted it rolled back,
+// a VACUUM renumbered the table) writes nothing and is looked up again.
+const updateBalanceAt = db.prepare(
+  "update ledger_accounts set debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ?, last_ts = ?, transfer_count = ? where rowid = ? and id = ?",
 );
+const selectAccountRowid = db.prepare("select rowid from ledger_accounts where id = ?").pluck();
+const accountRowids = new Map<string, bigint>();
+/** Accounts whose rowid is remembered at most; past this the map starts over. */
+const ACCOUNT_ROWIDS_MAX = 1_000_000;
+const balanceValues: unknown[] = new Array(8);
+
+/** values: debits_pending, debits_posted, credits_pending, credits_posted, last_ts, transfer_count, id. */
+function updateBalance(values: unknown[]): void {
+  const id = values[6] as string;
+  for (let k = 0; k < 6; k++) balanceValues[k] = values[k];
+  balanceValues[7] = id;
+  const known = accountRowids.get(id);
+  if (known !== undefined) {
+    balanceValues[6] = known;
+    if (updateBalanceAt.run(balanceValues).changes === 1) return;
+    accountRowids.delete(id);
+  }
+  const rowid = selectAccountRowid.get(id) as bigint | undefined;
+  if (rowid === undefined) throw new Error(`ledger account ${id} is not in the database`);
+  if (accountRowids.size >= ACCOUNT_ROWIDS_MAX) accountRowids.clear();
+  accountRowids.set(id, rowid);
+  balanceValues[6] = rowid;
+  updateBalanceAt.run(balanceValues);
+}
 const updateHold = db.prepare("update ledger_transfers set status = ?, resolved_at = ? where id = ?");
 const insertCheckpoint = db.prepare("insert into ledger_checkpoints (account_id, ts) values (?, ?)");
 const selectVersion = db.prepare("select version from ledger_state where id = 1");
@@ -79,7 +107,7 @@ function applyBatch(b: WriterBatch): void {
     insertTransferOne.run(oneValues);
   }
   for (const [id, status, resolvedAt] of b.holds) updateHold.run(status, resolvedAt, id);
-  decodeBalances(b.balances, (values) => updateBalance.run(values));
+  decodeBalances(b.balances, updateBalance);
   for (const [accountId, ts] of b.checkpoints) insertCheckpoint.run(accountId, ts);
   if (b.version !== b.expectVersion) updateState.run(b.lastTs, b.version);
   for (const e of b.events) insertEvent.run(...e);

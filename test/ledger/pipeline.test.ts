@@ -3,6 +3,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { setImmediate as nextTurn } from "node:timers/promises";
+import BetterSqlite3 from "better-sqlite3";
 import { ManualClock } from "../../src/kernel/clock.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 
@@ -45,4 +46,24 @@ test("more holds due at once than one batch expires are all expired", async () =
   const wallet = (await app.request("GET", "/v1/ledger/accounts/wallet")).body;
   assert.equal(wallet.credits_pending, 0);
   assert.equal((await app.request("GET", "/v1/ledger/transfers/due-1099")).body.status, "expired");
+});
+
+test("an account that moved to another rowid (as a VACUUM may do) still gets its balance written", async () => {
+  const wallet = async () => (await app.request("GET", "/v1/ledger/accounts/wallet")).body;
+  const before = await wallet();
+  // The writer now remembers the wallet's rowid.
+  assert.equal((await app.tally.engine.submitTransfers(null, [transfer("moved-1")]))[0]!.result, "created");
+  // Another connection moves the row, as a VACUUM that renumbers the table would.
+  const other = new BetterSqlite3(app.tally.db.sqlitePath!);
+  try {
+    other.pragma("busy_timeout = 5000");
+    assert.equal(other.prepare("update ledger_accounts set rowid = rowid + 1000000 where id = 'wallet'").run().changes, 1);
+  } finally {
+    other.close();
+  }
+  assert.equal((await app.tally.engine.submitTransfers(null, [transfer("moved-2")]))[0]!.result, "created");
+  assert.equal((await wallet()).credits_posted, before.credits_posted + 10);
+  // A restart reads the same balance from the row.
+  const row = app.tally.db.sqliteReader!.prepare("select credits_posted from ledger_accounts where id = 'wallet'").get() as { credits_posted: bigint };
+  assert.equal(row.credits_posted, BigInt(before.credits_posted + 10));
 });
