@@ -48,10 +48,11 @@ function columns(rows: unknown[][], width: number): unknown[][] {
 /**
  * How long a process keeps the ledger lease before handing it to a process that waits: as long as
  * LEASE_BATCHES of its recent batches take to write, so that a hand-over (the pipeline drains,
- * and the next holder starts on a cold cache) costs about one batch in LEASE_BATCHES, within
+ * and the next holder starts on a cold cache: about two batches' time) costs under a tenth, within
  * these bounds (small batches hand over often, for latency; large ones seldom, for throughput).
+ * Measured with two processes: 24 batches gave about a tenth more than 8.
  */
-const LEASE_BATCHES = 8;
+const LEASE_BATCHES = 24;
 const LEASE_MS_MIN = 100;
 const LEASE_MS_MAX = 2000;
 /** A process with no batch for this long gives the lease up. */
