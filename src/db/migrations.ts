@@ -3,6 +3,9 @@
 // Migrations only ever add: a released migration is never edited.
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
 import type { Database, Dialect } from "./database.ts";
+import type { Transfer } from "../ledger/model.ts";
+import type { LedgerTransfersTable } from "./schema.ts";
+import { transferBody, transferFromRow } from "../ledger/rows.ts";
 
 interface Types {
   /** A 64-bit ledger timestamp used as the primary key (SQLite: the rowid alias, for append speed). */
@@ -552,7 +555,52 @@ const steps: Record<string, Step> = {
       .execute();
     await db.schema.createIndex("escrow_audit_object").on("escrow_audit").columns(["object_id", "at"]).execute();
   },
+
+  // SQLite only: ledger_transfers keeps as columns what SQL looks at (keys, indexes, the history
+  // chain, the expiry scans) and packs the rest of the row in `body` (ledger/rows.ts), as the
+  // writer thread spent most of its time binding and storing 26 columns per transfer. The one
+  // migration that rebuilds a table rather than adding: rows are copied in timestamp order, in
+  // chunks, then the table takes the old one's name and indexes. PostgreSQL keeps its columns.
+  "0007_ledger_compact_rows": async (db, dialect) => {
+    if (dialect !== "sqlite") return;
+    await sql`create table ledger_transfers_compact (
+      ts integer primary key, id text not null unique, merchant_id text, debit_account_id text not null,
+      credit_account_id text not null, amount bigint not null, status text not null, expires_at bigint,
+      resolved_at bigint, dr_prev_ts bigint, cr_prev_ts bigint, body blob not null)`.execute(db);
+    let after: bigint | number = -1;
+    for (;;) {
+      const rows = await db.selectFrom("ledger_transfers").selectAll().where("ts", ">", after).orderBy("ts").limit(COPY_ROWS).execute();
+      if (rows.length === 0) break;
+      await db
+        .insertInto("ledger_transfers_compact")
+        .values(rows.map((row) => compactRow(transferFromRow(row as LedgerTransfersTable))))
+        .execute();
+      after = rows.at(-1)!.ts;
+    }
+    await sql`drop table ledger_transfers`.execute(db);
+    await sql`alter table ledger_transfers_compact rename to ledger_transfers`.execute(db);
+    await db.schema.createIndex("ledger_transfers_due_holds").on("ledger_transfers").column("expires_at").where(sql.ref("status"), "=", "pending").execute();
+    for (const side of ["debit", "credit"] as const) {
+      await db.schema
+        .createIndex(`ledger_transfers_expired_${side}`)
+        .on("ledger_transfers")
+        .columns([`${side}_account_id`, "resolved_at"])
+        .where(sql.ref("status"), "=", "expired")
+        .execute();
+    }
+  },
 };
+
+/** Rows per statement when a migration copies a table (12 columns: within SQLite's 32 766 variables). */
+const COPY_ROWS = 1000;
+
+function compactRow(t: Transfer): Record<string, unknown> {
+  return {
+    ts: t.ts, id: t.id, merchant_id: t.merchantId, debit_account_id: t.debitAccountId, credit_account_id: t.creditAccountId,
+    amount: t.amount, status: t.status, expires_at: t.expiresAt, resolved_at: t.resolvedAt, dr_prev_ts: t.debitPrevTs,
+    cr_prev_ts: t.creditPrevTs, body: transferBody(t),
+  };
+}
 
 class CodeMigrationProvider implements MigrationProvider {
   constructor(private readonly dialect: Dialect) {}
@@ -566,11 +614,12 @@ class CodeMigrationProvider implements MigrationProvider {
 }
 
 /** Brings the schema up to date; safe to run from several processes at once. */
-export async function migrate(db: Database): Promise<string[]> {
+export async function migrate(db: Database, options: { upTo?: string } = {}): Promise<string[]> {
   // Migrations of features built side by side may land out of name order (0006 before 0004):
   // each only adds its own tables, so applying a missing earlier one later is safe.
   const migrator = new Migrator({ db: db.kysely, provider: new CodeMigrationProvider(db.dialect), allowUnorderedMigrations: true });
-  const { error, results } = await migrator.migrateToLatest();
+  // `upTo` stops at a named migration: tests build a database as an earlier release left it.
+  const { error, results } = options.upTo ? await migrator.migrateTo(options.upTo) : await migrator.migrateToLatest();
   if (error) throw new Error("database migration failed", { cause: error });
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
 }

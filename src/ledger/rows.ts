@@ -11,6 +11,144 @@ export const TRANSFER_COLUMNS = [
   "dr_prev_ts", "cr_prev_ts",
 ] as const;
 
+/**
+ * Column order of ledger_transfers on SQLite. The columns SQL looks at (keys, indexes, the history
+ * chain, the expiry scans) stay columns; the rest of the row is packed in `body` (TransferBody
+ * below): a row of 12 values writes in two thirds of the time of one of 26 (docs/benchmarks.md).
+ * PostgreSQL keeps a column each (TRANSFER_COLUMNS): its rows are written by COPY, where width
+ * costs little.
+ */
+export const SQLITE_TRANSFER_COLUMNS = [
+  "ts", "id", "merchant_id", "debit_account_id", "credit_account_id", "amount", "status", "expires_at",
+  "resolved_at", "dr_prev_ts", "cr_prev_ts", "body",
+] as const;
+
+// The body of a SQLite transfer row, little-endian:
+//   [0] format (1)   [1] null bits: 1 pending_id, 2 reference, 4 metadata
+//   [2..13] code, flags, timeout_seconds (int32 each)
+//   [14..77] balances after, int64 each: debit side then credit side, each
+//            debits_pending, debits_posted, credits_pending, credits_posted
+//   [78] currency's byte length, then its bytes (UTF-8)
+//   then pending_id, reference, metadata where not null: uint32 byte length, then UTF-8 bytes.
+const BODY_FORMAT = 1;
+const BODY_FIXED = 78;
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Bytes the body of `t` takes. */
+export function transferBodySize(t: Transfer): number {
+  let n = BODY_FIXED + 1 + Buffer.byteLength(t.currency);
+  if (t.pendingId !== null) n += 4 + Buffer.byteLength(t.pendingId);
+  if (t.reference !== null) n += 4 + Buffer.byteLength(t.reference);
+  if (t.metadata !== null) n += 4 + Buffer.byteLength(t.metadata);
+  return n;
+}
+
+/** Writes the body of `t` into `bytes` at `at` (transferBodySize(t) bytes); returns the end. */
+export function writeTransferBody(t: Transfer, bytes: Uint8Array, view: DataView, at: number): number {
+  bytes[at] = BODY_FORMAT;
+  bytes[at + 1] = (t.pendingId === null ? 0 : 1) | (t.reference === null ? 0 : 2) | (t.metadata === null ? 0 : 4);
+  view.setInt32(at + 2, t.code, true);
+  view.setInt32(at + 6, t.flags, true);
+  view.setInt32(at + 10, t.timeoutSeconds, true);
+  const d = t.debitAfter;
+  const c = t.creditAfter;
+  view.setBigInt64(at + 14, d.debitsPending, true);
+  view.setBigInt64(at + 22, d.debitsPosted, true);
+  view.setBigInt64(at + 30, d.creditsPending, true);
+  view.setBigInt64(at + 38, d.creditsPosted, true);
+  view.setBigInt64(at + 46, c.debitsPending, true);
+  view.setBigInt64(at + 54, c.debitsPosted, true);
+  view.setBigInt64(at + 62, c.creditsPending, true);
+  view.setBigInt64(at + 70, c.creditsPosted, true);
+  const currency = utf8.encodeInto(t.currency, bytes.subarray(at + BODY_FIXED + 1)).written;
+  if (currency > 255) throw new Error("a currency code is at most 255 bytes");
+  bytes[at + BODY_FIXED] = currency;
+  let pos = at + BODY_FIXED + 1 + currency;
+  for (const text of [t.pendingId, t.reference, t.metadata]) {
+    if (text === null) continue;
+    const written = utf8.encodeInto(text, bytes.subarray(pos + 4)).written;
+    view.setUint32(pos, written, true);
+    pos += 4 + written;
+  }
+  return pos;
+}
+
+/** The body of a transfer alone (tests, migrations). */
+export function transferBody(t: Transfer): Buffer {
+  const bytes = Buffer.alloc(transferBodySize(t));
+  writeTransferBody(t, bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0);
+  return bytes;
+}
+
+/** The row values of a transfer in SQLITE_TRANSFER_COLUMNS order. */
+export function sqliteTransferValues(t: Transfer): unknown[] {
+  return [
+    t.ts, t.id, t.merchantId, t.debitAccountId, t.creditAccountId, t.amount, t.status, t.expiresAt,
+    t.resolvedAt, t.debitPrevTs, t.creditPrevTs, transferBody(t),
+  ];
+}
+
+/** A SQLite row (SQLITE_TRANSFER_COLUMNS) as a transfer. */
+function transferFromCompactRow(r: CompactTransferRow): Transfer {
+  const body = r.body;
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  if (body.byteLength < BODY_FIXED + 1 || body[0] !== BODY_FORMAT) throw new Error(`transfer ${r.id}: unknown row body format`);
+  const nulls = body[1]!;
+  let pos = BODY_FIXED + 1 + body[BODY_FIXED]!;
+  if (pos > body.byteLength) throw new Error(`transfer ${r.id}: row body cut short`);
+  const currency = utf8Decoder.decode(body.subarray(BODY_FIXED + 1, pos));
+  const text = (bit: number): string | null => {
+    if ((nulls & bit) === 0) return null;
+    const length = view.getUint32(pos, true);
+    if (pos + 4 + length > body.byteLength) throw new Error(`transfer ${r.id}: row body cut short`);
+    const value = utf8Decoder.decode(body.subarray(pos + 4, pos + 4 + length));
+    pos += 4 + length;
+    return value;
+  };
+  const pendingId = text(1);
+  const reference = text(2);
+  const metadata = text(4);
+  return {
+    ts: big(r.ts),
+    id: r.id,
+    merchantId: r.merchant_id,
+    debitAccountId: r.debit_account_id,
+    creditAccountId: r.credit_account_id,
+    amount: big(r.amount),
+    currency,
+    code: view.getInt32(2, true),
+    flags: view.getInt32(6, true),
+    pendingId,
+    timeoutSeconds: view.getInt32(10, true),
+    expiresAt: bigOrNull(r.expires_at),
+    status: r.status,
+    resolvedAt: bigOrNull(r.resolved_at),
+    reference,
+    metadata,
+    debitAfter: {
+      debitsPending: view.getBigInt64(14, true),
+      debitsPosted: view.getBigInt64(22, true),
+      creditsPending: view.getBigInt64(30, true),
+      creditsPosted: view.getBigInt64(38, true),
+    },
+    creditAfter: {
+      debitsPending: view.getBigInt64(46, true),
+      debitsPosted: view.getBigInt64(54, true),
+      creditsPending: view.getBigInt64(62, true),
+      creditsPosted: view.getBigInt64(70, true),
+    },
+    debitPrevTs: bigOrNull(r.dr_prev_ts),
+    creditPrevTs: bigOrNull(r.cr_prev_ts),
+  };
+}
+
+/** A ledger_transfers row as SQLite stores it. */
+export type CompactTransferRow = Pick<
+  LedgerTransfersTable,
+  "ts" | "id" | "merchant_id" | "debit_account_id" | "credit_account_id" | "amount" | "status" | "expires_at" | "resolved_at" | "dr_prev_ts" | "cr_prev_ts"
+> & { body: Uint8Array };
+
 export const ACCOUNT_COLUMNS = [
   "id", "merchant_id", "currency", "code", "normal_balance", "flags", "owner", "metadata",
   "created_at", "debits_pending", "debits_posted", "credits_pending", "credits_posted",
@@ -43,7 +181,13 @@ export function accountFromRow(r: LedgerAccountsTable): Account {
   };
 }
 
-export function transferFromRow(r: LedgerTransfersTable): Transfer {
+/** A ledger_transfers row of either database as a transfer. */
+export function transferFromRow(r: LedgerTransfersTable | CompactTransferRow): Transfer {
+  if ("body" in r && r.body != null) return transferFromCompactRow(r as CompactTransferRow);
+  return fromColumns(r as LedgerTransfersTable);
+}
+
+function fromColumns(r: LedgerTransfersTable): Transfer {
   return {
     ts: big(r.ts),
     id: r.id,

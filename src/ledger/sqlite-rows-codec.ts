@@ -3,108 +3,104 @@
 // Handing a batch of 8190 rows to the thread as arrays of arrays made the structured clone (one
 // tagged value at a time, both ways) the largest single cost of the main thread; typed arrays
 // and one flat string copy as blocks, and the thread rebuilds each row's values as it binds them.
-import { TRANSFER_COLUMNS } from "./rows.ts";
+import { SQLITE_TRANSFER_COLUMNS, transferBodySize, writeTransferBody } from "./rows.ts";
 import type { Account, Transfer } from "./model.ts";
 
-/** 64-bit integer columns of a transfer, in TRANSFER_COLUMNS order. */
-const T_BIG = [
-  "ts", "amount", "expires_at", "resolved_at", "dr_debits_pending", "dr_debits_posted", "dr_credits_pending",
-  "dr_credits_posted", "cr_debits_pending", "cr_debits_posted", "cr_credits_pending", "cr_credits_posted",
-  "dr_prev_ts", "cr_prev_ts",
-] as const;
-/** Small integer columns (JavaScript numbers in the domain). */
-const T_NUM = ["code", "flags", "timeout_seconds"] as const;
+/** 64-bit integer columns of a transfer, in SQLITE_TRANSFER_COLUMNS order. */
+const T_BIG = ["ts", "amount", "expires_at", "resolved_at", "dr_prev_ts", "cr_prev_ts"] as const;
 /** Text columns. */
-const T_TEXT = ["id", "merchant_id", "debit_account_id", "credit_account_id", "currency", "pending_id", "status", "reference", "metadata"] as const;
-// Columns that may be null have a bit each in the row's null mask, in this order from bit 0:
-// expires_at, resolved_at, dr_prev_ts, cr_prev_ts, merchant_id, pending_id, reference, metadata.
-// A BigInt64Array would wrap a value past 64 bits silently: the engine refuses a balance limit
-// that does not fit (both databases store 64-bit integers anyway).
+const T_TEXT = ["id", "merchant_id", "debit_account_id", "credit_account_id", "status"] as const;
+// Columns that may be null have a bit each in the row's null mask, from bit 0: expires_at,
+// resolved_at, dr_prev_ts, cr_prev_ts, merchant_id. The rest of the row is its body (rows.ts),
+// written here into the batch's buffer. A BigInt64Array would wrap a value past 64 bits silently:
+// the engine refuses a balance limit that does not fit (both databases store 64-bit integers).
 
-/** The order TransferRowReader.read writes (unrolled there); checked against TRANSFER_COLUMNS. */
-const READ_ORDER = [
-  "big", "text", "text", "text", "text", "big", "text", "num", "num", "text", "num", "big", "text", "big", "text", "text",
-  "big", "big", "big", "big", "big", "big", "big", "big", "big", "big",
-];
-TRANSFER_COLUMNS.forEach((column, k) => {
-  const source = (T_BIG as readonly string[]).includes(column) ? "big" : (T_NUM as readonly string[]).includes(column) ? "num" : "text";
-  if (READ_ORDER[k] !== source) throw new Error(`the rows codec does not match TRANSFER_COLUMNS at ${column}`);
+/** The order TransferRowReader.read writes (unrolled there); checked against SQLITE_TRANSFER_COLUMNS. */
+const READ_ORDER = ["big", "text", "text", "text", "text", "big", "text", "big", "big", "big", "big", "body"];
+SQLITE_TRANSFER_COLUMNS.forEach((column, k) => {
+  const source = (T_BIG as readonly string[]).includes(column) ? "big" : (T_TEXT as readonly string[]).includes(column) ? "text" : "body";
+  if (READ_ORDER[k] !== source) throw new Error(`the rows codec does not match SQLITE_TRANSFER_COLUMNS at ${column}`);
 });
 
 export interface TransferColumns {
   readonly count: number;
   /** T_BIG.length values per row. */
   readonly big: BigInt64Array;
-  /** T_NUM.length values per row. */
-  readonly num: Float64Array;
   /** T_TEXT.length lengths per row (UTF-16 code units) into `text`. */
   readonly textLengths: Uint32Array;
   readonly text: string;
-  /** One bit per nullable column (T_NULLABLE order), per row. */
+  /** One bit per nullable column, per row. */
   readonly nulls: Uint8Array;
+  /** Every row's body, one after the other. */
+  readonly bodies: Uint8Array;
+  /** Where each row's body ends in `bodies`. */
+  readonly bodyEnds: Uint32Array;
 }
 
 type Arrays<T> = Omit<T, "count" | "text" | "ids">;
 
+/** Bytes the bodies of `transfers` take together. */
+function bodiesSize(transfers: readonly Transfer[]): number {
+  let n = 0;
+  for (const t of transfers) n += transferBodySize(t);
+  return n;
+}
+
 export function encodeTransfers(transfers: readonly Transfer[], into?: Arrays<TransferColumns>): TransferColumns {
   const n = transfers.length;
   const big = into?.big ?? new BigInt64Array(n * T_BIG.length);
-  const num = into?.num ?? new Float64Array(n * T_NUM.length);
   const textLengths = into?.textLengths ?? new Uint32Array(n * T_TEXT.length);
   const nulls = into?.nulls ?? new Uint8Array(n);
+  const bodies = into?.bodies ?? new Uint8Array(bodiesSize(transfers));
+  const bodyEnds = into?.bodyEnds ?? new Uint32Array(n);
+  const view = new DataView(bodies.buffer, bodies.byteOffset, bodies.byteLength);
   const parts: string[] = new Array(n * T_TEXT.length);
+  let bodyAt = 0;
   for (let r = 0; r < n; r++) {
     const t = transfers[r]!;
-    let b = r * T_BIG.length;
+    const b = r * T_BIG.length;
     let mask = 0;
-    big[b++] = t.ts;
-    big[b++] = t.amount;
+    big[b] = t.ts;
+    big[b + 1] = t.amount;
     if (t.expiresAt === null) mask |= 1;
-    else big[b] = t.expiresAt;
-    b++;
+    else big[b + 2] = t.expiresAt;
     if (t.resolvedAt === null) mask |= 2;
-    else big[b] = t.resolvedAt;
-    b++;
-    big[b++] = t.debitAfter.debitsPending;
-    big[b++] = t.debitAfter.debitsPosted;
-    big[b++] = t.debitAfter.creditsPending;
-    big[b++] = t.debitAfter.creditsPosted;
-    big[b++] = t.creditAfter.debitsPending;
-    big[b++] = t.creditAfter.debitsPosted;
-    big[b++] = t.creditAfter.creditsPending;
-    big[b++] = t.creditAfter.creditsPosted;
+    else big[b + 3] = t.resolvedAt;
     if (t.debitPrevTs === null) mask |= 4;
-    else big[b] = t.debitPrevTs;
-    b++;
+    else big[b + 4] = t.debitPrevTs;
     if (t.creditPrevTs === null) mask |= 8;
-    else big[b] = t.creditPrevTs;
-    const m = r * T_NUM.length;
-    num[m] = t.code;
-    num[m + 1] = t.flags;
-    num[m + 2] = t.timeoutSeconds;
-    const s = r * T_TEXT.length;
-    const texts = [t.id, t.merchantId, t.debitAccountId, t.creditAccountId, t.currency, t.pendingId, t.status, t.reference, t.metadata];
+    else big[b + 5] = t.creditPrevTs;
     if (t.merchantId === null) mask |= 16;
-    if (t.pendingId === null) mask |= 32;
-    if (t.reference === null) mask |= 64;
-    if (t.metadata === null) mask |= 128;
-    for (let i = 0; i < T_TEXT.length; i++) {
-      const v = texts[i] ?? "";
-      parts[s + i] = v;
-      textLengths[s + i] = v.length;
-    }
+    const s = r * T_TEXT.length;
+    const merchant = t.merchantId ?? "";
+    parts[s] = t.id;
+    parts[s + 1] = merchant;
+    parts[s + 2] = t.debitAccountId;
+    parts[s + 3] = t.creditAccountId;
+    parts[s + 4] = t.status;
+    textLengths[s] = t.id.length;
+    textLengths[s + 1] = merchant.length;
+    textLengths[s + 2] = t.debitAccountId.length;
+    textLengths[s + 3] = t.creditAccountId.length;
+    textLengths[s + 4] = t.status.length;
     nulls[r] = mask;
+    bodyAt = writeTransferBody(t, bodies, view, bodyAt);
+    bodyEnds[r] = bodyAt;
   }
-  return { count: n, big, num, textLengths, text: parts.join(""), nulls };
+  return { count: n, big, textLengths, text: parts.join(""), nulls, bodies, bodyEnds };
 }
 
-/** Reads the rows back, in order: each row's values in TRANSFER_COLUMNS order, into a caller's array. */
+/** Reads the rows back, in order: each row's values in SQLITE_TRANSFER_COLUMNS order, into a caller's array. */
 export class TransferRowReader {
   private textPos = 0;
   private next = 0;
   private readonly texts: string[] = new Array(T_TEXT.length);
+  /** The bodies as a Buffer (bound as a blob); each row's is a view into it. */
+  private readonly bodies: Buffer;
 
-  constructor(private readonly c: TransferColumns) {}
+  constructor(private readonly c: TransferColumns) {
+    this.bodies = Buffer.from(c.bodies.buffer, c.bodies.byteOffset, c.bodies.byteLength);
+  }
 
   /** Writes row `r` (rows are read in order, each once) into `out` from `offset`. */
   read(r: number, out: unknown[], offset: number): void {
@@ -119,9 +115,8 @@ export class TransferRowReader {
     }
     const mask = c.nulls[r]!;
     const b = r * T_BIG.length;
-    const m = r * T_NUM.length;
     const x = this.texts;
-    // Unrolled in TRANSFER_COLUMNS order (T_LAYOUT checks the order when the module loads).
+    // Unrolled in SQLITE_TRANSFER_COLUMNS order (READ_ORDER checks it when the module loads).
     out[offset] = c.big[b];
     out[offset + 1] = x[0];
     out[offset + 2] = mask & 16 ? null : x[1];
@@ -129,18 +124,11 @@ export class TransferRowReader {
     out[offset + 4] = x[3];
     out[offset + 5] = c.big[b + 1];
     out[offset + 6] = x[4];
-    out[offset + 7] = c.num[m];
-    out[offset + 8] = c.num[m + 1];
-    out[offset + 9] = mask & 32 ? null : x[5];
-    out[offset + 10] = c.num[m + 2];
-    out[offset + 11] = mask & 1 ? null : c.big[b + 2];
-    out[offset + 12] = x[6];
-    out[offset + 13] = mask & 2 ? null : c.big[b + 3];
-    out[offset + 14] = mask & 64 ? null : x[7];
-    out[offset + 15] = mask & 128 ? null : x[8];
-    for (let k = 0; k < 8; k++) out[offset + 16 + k] = c.big[b + 4 + k];
-    out[offset + 24] = mask & 4 ? null : c.big[b + 12];
-    out[offset + 25] = mask & 8 ? null : c.big[b + 13];
+    out[offset + 7] = mask & 1 ? null : c.big[b + 2];
+    out[offset + 8] = mask & 2 ? null : c.big[b + 3];
+    out[offset + 9] = mask & 4 ? null : c.big[b + 4];
+    out[offset + 10] = mask & 8 ? null : c.big[b + 5];
+    out[offset + 11] = this.bodies.subarray(r === 0 ? 0 : c.bodyEnds[r - 1]!, c.bodyEnds[r]!);
   }
 }
 
@@ -203,7 +191,7 @@ export function encodeRows(transfers: readonly Transfer[], accounts: readonly Ac
   const n = transfers.length;
   const m = accounts.length;
   // 8-byte arrays first, so that every view starts aligned to its element size.
-  const sizes = [n * T_BIG.length * 8, n * T_NUM.length * 8, m * 6 * 8, n * T_TEXT.length * 4, m * 4, n, m];
+  const sizes = [n * T_BIG.length * 8, m * 6 * 8, n * T_TEXT.length * 4, m * 4, n * 4, n, m, bodiesSize(transfers)];
   const buffer = new ArrayBuffer(sizes.reduce((a, b) => a + b, 0));
   const at: number[] = [];
   sizes.reduce((offset, size) => (at.push(offset), offset + size), 0);
@@ -211,13 +199,14 @@ export function encodeRows(transfers: readonly Transfer[], accounts: readonly Ac
     buffer,
     transfers: encodeTransfers(transfers, {
       big: new BigInt64Array(buffer, at[0], n * T_BIG.length),
-      num: new Float64Array(buffer, at[1], n * T_NUM.length),
-      textLengths: new Uint32Array(buffer, at[3], n * T_TEXT.length),
+      textLengths: new Uint32Array(buffer, at[2], n * T_TEXT.length),
+      bodyEnds: new Uint32Array(buffer, at[4], n),
       nulls: new Uint8Array(buffer, at[5], n),
+      bodies: new Uint8Array(buffer, at[7], sizes[7]),
     }),
     balances: encodeBalances(accounts, {
-      big: new BigInt64Array(buffer, at[2], m * 6),
-      idLengths: new Uint32Array(buffer, at[4], m),
+      big: new BigInt64Array(buffer, at[1], m * 6),
+      idLengths: new Uint32Array(buffer, at[3], m),
       lastTsNull: new Uint8Array(buffer, at[6], m),
     }),
   };

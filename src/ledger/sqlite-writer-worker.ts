@@ -7,7 +7,7 @@
 // then fail their version check, as they were prepared on top of it.
 import { receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import BetterSqlite3 from "better-sqlite3";
-import { ACCOUNT_COLUMNS, TRANSFER_COLUMNS } from "./rows.ts";
+import { ACCOUNT_COLUMNS, SQLITE_TRANSFER_COLUMNS } from "./rows.ts";
 import { TransferRowReader, decodeBalances, type BalanceColumns, type TransferColumns } from "./sqlite-rows-codec.ts";
 
 export interface WriterBatch {
@@ -42,10 +42,10 @@ db.pragma("busy_timeout = 5000");
 db.pragma("cache_size = -65536");
 
 const placeholders = (n: number) => `(${new Array(n).fill("?").join(",")})`;
-const tcols = TRANSFER_COLUMNS.join(",");
-const insertTransferOne = db.prepare(`insert into ledger_transfers (${tcols}) values ${placeholders(TRANSFER_COLUMNS.length)}`);
+const tcols = SQLITE_TRANSFER_COLUMNS.join(",");
+const insertTransferOne = db.prepare(`insert into ledger_transfers (${tcols}) values ${placeholders(SQLITE_TRANSFER_COLUMNS.length)}`);
 const insertTransferMany = db.prepare(
-  `insert into ledger_transfers (${tcols}) values ${new Array(ROWS_PER_INSERT).fill(placeholders(TRANSFER_COLUMNS.length)).join(",")}`,
+  `insert into ledger_transfers (${tcols}) values ${new Array(ROWS_PER_INSERT).fill(placeholders(SQLITE_TRANSFER_COLUMNS.length)).join(",")}`,
 );
 const insertAccount = db.prepare(`insert into ledger_accounts (${ACCOUNT_COLUMNS.join(",")}) values ${placeholders(ACCOUNT_COLUMNS.length)}`);
 // Balances are written by rowid, found once per account and remembered: a lookup by the text key
@@ -85,8 +85,8 @@ const selectVersion = db.prepare("select version from ledger_state where id = 1"
 const updateState = db.prepare("update ledger_state set last_ts = ?, version = ? where id = 1");
 const insertEvent = db.prepare("insert into outbox_events (id, type, created_at, data) values (?, ?, ?, ?)");
 /** Bind arrays reused by every insert (better-sqlite3 reads them synchronously). */
-const manyValues: unknown[] = new Array(ROWS_PER_INSERT * TRANSFER_COLUMNS.length);
-const oneValues: unknown[] = new Array(TRANSFER_COLUMNS.length);
+const manyValues: unknown[] = new Array(ROWS_PER_INSERT * SQLITE_TRANSFER_COLUMNS.length);
+const oneValues: unknown[] = new Array(SQLITE_TRANSFER_COLUMNS.length);
 const statementCache = new Map<string, BetterSqlite3.Statement>();
 
 class Conflict extends Error {}
@@ -96,7 +96,7 @@ function applyBatch(b: WriterBatch): void {
   if (current !== b.expectVersion) throw new Conflict(`ledger version ${current}, batch expected ${b.expectVersion}`);
   for (const a of b.accounts) insertAccount.run(...a);
   const rows = new TransferRowReader(b.transfers);
-  const width = TRANSFER_COLUMNS.length;
+  const width = SQLITE_TRANSFER_COLUMNS.length;
   let i = 0;
   for (; i + ROWS_PER_INSERT <= b.transfers.count; i += ROWS_PER_INSERT) {
     for (let j = 0; j < ROWS_PER_INSERT; j++) rows.read(i + j, manyValues, j * width);

@@ -1,9 +1,10 @@
 // The column-wise encoding of rows handed to the SQLite writer thread gives back exactly the
-// values of transferValues, nulls and any text included.
+// values of sqliteTransferValues, nulls and any text included; and a SQLite row (its columns and
+// its packed body) reads back as the transfer it was made of.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Account, Transfer } from "../../src/ledger/model.ts";
-import { TRANSFER_COLUMNS, transferValues } from "../../src/ledger/rows.ts";
+import { SQLITE_TRANSFER_COLUMNS, sqliteTransferValues, transferBody, transferFromRow, type CompactTransferRow } from "../../src/ledger/rows.ts";
 import { TransferRowReader, decodeBalances, encodeBalances, encodeRows, encodeTransfers } from "../../src/ledger/sqlite-rows-codec.ts";
 
 const balances = (n: bigint) => ({ debitsPending: n, debitsPosted: n + 1n, creditsPending: n + 2n, creditsPosted: 2n ** 62n + n });
@@ -33,13 +34,13 @@ function transfer(i: number, withNulls: boolean): Transfer {
   };
 }
 
-test("transfer rows decode to transferValues, in order, several rows into one array", () => {
+test("transfer rows decode to sqliteTransferValues, in order, several rows into one array", () => {
   const transfers = Array.from({ length: 7 }, (_, i) => transfer(i, i % 2 === 0));
   const reader = new TransferRowReader(encodeTransfers(transfers));
-  const width = TRANSFER_COLUMNS.length;
+  const width = SQLITE_TRANSFER_COLUMNS.length;
   const out: unknown[] = new Array(transfers.length * width);
   transfers.forEach((_, r) => reader.read(r, out, r * width));
-  transfers.forEach((t, r) => assert.deepEqual(out.slice(r * width, (r + 1) * width), transferValues(t)));
+  transfers.forEach((t, r) => assert.deepEqual(out.slice(r * width, (r + 1) * width), sqliteTransferValues(t)));
   assert.throws(() => reader.read(0, out, 0), /in order/);
 });
 
@@ -73,16 +74,49 @@ test("rows encoded into one buffer read back as rows encoded alone", () => {
     createdAt: 1n, ...balances(BigInt(i)), lastTs: i === 1 ? null : BigInt(i), transferCount: 1n,
   }));
   const both = structuredClone(encodeRows(transfers, accounts));
-  const width = TRANSFER_COLUMNS.length;
+  const width = SQLITE_TRANSFER_COLUMNS.length;
   const reader = new TransferRowReader(both.transfers);
   transfers.forEach((t, r) => {
     const out: unknown[] = new Array(width);
     reader.read(r, out, 0);
-    assert.deepEqual(out, transferValues(t));
+    assert.deepEqual(out, sqliteTransferValues(t));
   });
   const seen: unknown[][] = [];
   decodeBalances(both.balances, (v) => seen.push([...v]));
   const alone: unknown[][] = [];
   decodeBalances(encodeBalances(accounts), (v) => alone.push([...v]));
   assert.deepEqual(seen, alone);
+});
+
+function compactRow(t: Transfer): CompactTransferRow {
+  const v = sqliteTransferValues(t);
+  const row = Object.fromEntries(SQLITE_TRANSFER_COLUMNS.map((c, i) => [c, v[i]]));
+  return row as unknown as CompactTransferRow;
+}
+
+test("a SQLite row reads back as the transfer it was made of: nulls, any text, 64-bit extremes", () => {
+  for (const withNulls of [true, false]) {
+    const t = transfer(3, withNulls);
+    assert.deepEqual(transferFromRow(compactRow(t)), t);
+  }
+  const extreme: Transfer = {
+    ...transfer(9, false),
+    currency: "XXXXXXXX",
+    code: -2147483648,
+    metadata: "x".repeat(70_000) + "中文😀",
+    reference: "\u0000",
+    debitAfter: { debitsPending: 2n ** 63n - 1n, debitsPosted: -(2n ** 63n), creditsPending: 0n, creditsPosted: 1n },
+  };
+  assert.deepEqual(transferFromRow(compactRow(extreme)), extreme);
+});
+
+test("a row body of an unknown format or cut short is refused, not misread", () => {
+  const t = transfer(1, true);
+  const body = transferBody(t);
+  const future = Buffer.from(body);
+  future[0] = 2;
+  assert.throws(() => transferFromRow({ ...compactRow(t), body: future }), /unknown row body format/);
+  assert.throws(() => transferFromRow({ ...compactRow(t), body: body.subarray(0, 40) }), /unknown row body format/);
+  const truncatedText = transferBody(transfer(1, false));
+  assert.throws(() => transferFromRow({ ...compactRow(transfer(1, false)), body: truncatedText.subarray(0, truncatedText.length - 3) }), /cut short/);
 });
