@@ -453,9 +453,19 @@ function createAccount(
     // A copy: the cached account keeps changing with later batches.
     return { result: sameAccountFields(existing, input, merchantId) ? "exists" : "exists_with_different_fields", account: { ...existing } };
   }
+  // Every field by name, in the order accountFromRow writes them, so that accounts made here and
+  // accounts read back from the database share one object shape. With a spread of the caller's
+  // input here, the rules took 9.7 µs per transfer in the server against 2.2 µs with this literal
+  // (measured, batches of 2000 over 1000 accounts): property access on the spread's objects is slow.
   const account: Account = {
-    ...input,
+    id: input.id,
     merchantId,
+    currency: input.currency,
+    code: input.code,
+    normalBalance: input.normalBalance,
+    flags: input.flags,
+    owner: input.owner,
+    metadata: input.metadata,
     createdAt: nowUs,
     debitsPending: 0n,
     debitsPosted: 0n,
