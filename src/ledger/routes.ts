@@ -81,29 +81,33 @@ export interface LedgerRouteDeps extends Pick<HttpDeps, "idempotency"> {
   readonly limits: Limits;
 }
 
+const fieldName = (prefix: string, field: string): string => `${prefix}${field}`;
+
 /** Turns a schema-valid body into a TransferInput, checking the rules that span fields. */
 export function parseTransfer(body: Static<typeof TransferCreate>, prefix: string, limits: Limits): TransferInput {
-  const p = (f: string) => `${prefix}${f}`;
+  // No closure here: this runs once per transfer of a batch, and under tsx every closure created
+  // is also named at run time (esbuild's keepNames), which showed in profiles of batches.
+  const p = fieldName;
   const isPost = body.post_pending_id !== undefined;
   const isVoid = body.void_pending_id !== undefined;
-  if (isPost && isVoid) throw new ApiError("validation_failed", "post_pending_id and void_pending_id exclude each other", p("void_pending_id"));
+  if (isPost && isVoid) throw new ApiError("validation_failed", "post_pending_id and void_pending_id exclude each other", p(prefix, "void_pending_id"));
   if ((isPost || isVoid) && body.pending) {
-    throw new ApiError("validation_failed", "a transfer that posts or voids a hold cannot itself be pending", p("pending"));
+    throw new ApiError("validation_failed", "a transfer that posts or voids a hold cannot itself be pending", p(prefix, "pending"));
   }
-  if (body.timeout_seconds && !body.pending) throw new ApiError("validation_failed", "timeout_seconds needs pending: true", p("timeout_seconds"));
+  if (body.timeout_seconds && !body.pending) throw new ApiError("validation_failed", "timeout_seconds needs pending: true", p(prefix, "timeout_seconds"));
   if (!isPost && !isVoid) {
     for (const field of ["debit_account_id", "credit_account_id", "amount", "currency"] as const) {
-      if (body[field] === undefined) throw new ApiError("validation_failed", `${p(field)} is required`, p(field));
+      if (body[field] === undefined) throw new ApiError("validation_failed", `${p(prefix, field)} is required`, p(prefix, field));
     }
   }
   if (body.currency !== undefined && !isCurrency(body.currency)) {
-    throw new ApiError("validation_failed", `${p("currency")} is not a currency Tally knows`, p("currency"));
+    throw new ApiError("validation_failed", `${p(prefix, "currency")} is not a currency Tally knows`, p(prefix, "currency"));
   }
   return {
     id: body.id,
     debitAccountId: body.debit_account_id,
     creditAccountId: body.credit_account_id,
-    amount: parseAmount(body.amount, p("amount")),
+    amount: parseAmount(body.amount, p(prefix, "amount")),
     currency: body.currency,
     code: body.code,
     pending: body.pending ?? false,
@@ -112,7 +116,7 @@ export function parseTransfer(body: Static<typeof TransferCreate>, prefix: strin
     voidPendingId: body.void_pending_id,
     linked: body.linked ?? false,
     reference: body.reference,
-    metadata: metadataText(body.metadata, p("metadata"), limits),
+    metadata: metadataText(body.metadata, p(prefix, "metadata"), limits),
   };
 }
 
@@ -255,8 +259,12 @@ export function registerLedgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps
     async (request, reply) => {
       const body = request.body as Static<typeof TransferBatch>;
       const inputs = body.transfers.map((t, i) => parseTransfer(t, `transfers[${i}].`, limits));
-      const render = (outcomes: TransferOutcome[]): StoredResponse =>
-        json(200, { results: outcomes.map((o, i) => ({ id: inputs[i]!.id, result: o.result })) });
+      // Ids and result codes are strings only: plain JSON.stringify, without the bigint-aware
+      // replacer (called once per key, it was the largest part of answering a batch of 2000).
+      const render = (outcomes: TransferOutcome[]): StoredResponse => ({
+        status: 200,
+        body: JSON.stringify({ results: outcomes.map((o, i) => ({ id: inputs[i]!.id, result: o.result })) }),
+      });
       const outcomes = await engine.submitTransfers(merchantOf(request), inputs, unitOfWorkHook(deps, request, render));
       return sendRendered(reply, request.rendered ?? render(outcomes));
     },
