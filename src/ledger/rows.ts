@@ -109,21 +109,12 @@ function transferFromCompactRow(r: CompactTransferRow): Transfer {
   const pendingId = text(1);
   const reference = text(2);
   const metadata = text(4);
-  return {
-    ts: big(r.ts),
-    id: r.id,
-    merchantId: r.merchant_id,
-    debitAccountId: r.debit_account_id,
-    creditAccountId: r.credit_account_id,
-    amount: big(r.amount),
+  return assemble(r, {
     currency,
     code: view.getInt32(2, true),
     flags: view.getInt32(6, true),
     pendingId,
     timeoutSeconds: view.getInt32(10, true),
-    expiresAt: bigOrNull(r.expires_at),
-    status: r.status,
-    resolvedAt: bigOrNull(r.resolved_at),
     reference,
     metadata,
     debitAfter: {
@@ -138,6 +129,33 @@ function transferFromCompactRow(r: CompactTransferRow): Transfer {
       creditsPending: view.getBigInt64(62, true),
       creditsPosted: view.getBigInt64(70, true),
     },
+  });
+}
+
+/** The fields SQLite packs in a row's body, read from wherever the row keeps them. */
+type Packed = Pick<Transfer, "currency" | "code" | "flags" | "pendingId" | "timeoutSeconds" | "reference" | "metadata" | "debitAfter" | "creditAfter">;
+
+/** A transfer from a row's own columns and its packed fields: one literal, so one object shape. */
+function assemble(r: CompactTransferRow | LedgerTransfersTable, p: Packed): Transfer {
+  return {
+    ts: big(r.ts),
+    id: r.id,
+    merchantId: r.merchant_id,
+    debitAccountId: r.debit_account_id,
+    creditAccountId: r.credit_account_id,
+    amount: big(r.amount),
+    currency: p.currency,
+    code: p.code,
+    flags: p.flags,
+    pendingId: p.pendingId,
+    timeoutSeconds: p.timeoutSeconds,
+    expiresAt: bigOrNull(r.expires_at),
+    status: r.status,
+    resolvedAt: bigOrNull(r.resolved_at),
+    reference: p.reference,
+    metadata: p.metadata,
+    debitAfter: p.debitAfter,
+    creditAfter: p.creditAfter,
     debitPrevTs: bigOrNull(r.dr_prev_ts),
     creditPrevTs: bigOrNull(r.cr_prev_ts),
   };
@@ -188,21 +206,12 @@ export function transferFromRow(r: LedgerTransfersTable | CompactTransferRow): T
 }
 
 function fromColumns(r: LedgerTransfersTable): Transfer {
-  return {
-    ts: big(r.ts),
-    id: r.id,
-    merchantId: r.merchant_id,
-    debitAccountId: r.debit_account_id,
-    creditAccountId: r.credit_account_id,
-    amount: big(r.amount),
+  return assemble(r, {
     currency: r.currency,
     code: num(r.code),
     flags: num(r.flags),
     pendingId: r.pending_id,
     timeoutSeconds: num(r.timeout_seconds),
-    expiresAt: bigOrNull(r.expires_at),
-    status: r.status,
-    resolvedAt: bigOrNull(r.resolved_at),
     reference: r.reference,
     metadata: r.metadata,
     debitAfter: {
@@ -217,9 +226,7 @@ function fromColumns(r: LedgerTransfersTable): Transfer {
       creditsPending: big(r.cr_credits_pending),
       creditsPosted: big(r.cr_credits_posted),
     },
-    debitPrevTs: bigOrNull(r.dr_prev_ts),
-    creditPrevTs: bigOrNull(r.cr_prev_ts),
-  };
+  });
 }
 
 /** The row values of a transfer in TRANSFER_COLUMNS order. */
