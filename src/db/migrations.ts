@@ -1,6 +1,7 @@
 // Schema migrations, in code, for both databases. Each migration names the dialect-specific
 // types it needs through `types`; everything else is Kysely's dialect-neutral schema builder.
-// Migrations only ever add: a released migration is never edited.
+// A released migration is never edited. Migrations add, but for 0007, which rebuilds SQLite's
+// ledger_transfers into its compact layout (see there).
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
 import type { Database, Dialect } from "./database.ts";
 import type { Transfer } from "../ledger/model.ts";
