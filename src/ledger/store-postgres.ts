@@ -7,11 +7,11 @@
 //
 // The row lock alone makes processes alternate batch by batch, and each turn starts with a cold
 // cache (the other process changed the accounts) prepared under the lock, one batch at a time.
-// So writers also take turns at a lease: a session advisory lock a process keeps for a while
-// (LEASE_MS at least, longer while nobody waits) and releases when it goes idle. While it holds
-// the lease it writes alone, pipelined, on a warm cache. The lease is only about speed: the row
-// lock and the version check stay the whole of correctness, and a process that cannot get the
-// lease within LEASE_WAIT_MS writes without it.
+// So writers also take turns at a lease: a session advisory lock a process keeps for a while (as
+// long as 24 of its recent batches take to write, or longer while nobody waits) and releases when
+// another waits or when it goes idle. While it holds the lease it writes alone, pipelined, on a
+// warm cache. The lease is only about speed: the row lock and the version check stay the whole of
+// correctness, and a process that cannot get the lease within LEASE_WAIT_MS writes without it.
 import type pg from "pg";
 import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
