@@ -70,7 +70,8 @@ for (const name of SUITES) {
 
   test(`${name}: any changed character, flipped bit or truncation throws VaultError`, async () => {
     const vault = await vaultOf(name);
-    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_:v";
+    // Every character once: with one twice, removing the original could leave a copy of it to pick.
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_:";
     fc.assert(
       fc.property(fc.string({ unit: "grapheme", maxLength: 80 }), fc.nat(), fc.nat(), (text, at, by) => {
         const ct = vault.encrypt(PURPOSE, text);
