@@ -47,37 +47,50 @@ const insertTransferOne = db.prepare(`insert into ledger_transfers (${tcols}) va
 const insertTransferMany = db.prepare(
   `insert into ledger_transfers (${tcols}) values ${new Array(ROWS_PER_INSERT).fill(placeholders(SQLITE_TRANSFER_COLUMNS.length)).join(",")}`,
 );
-const insertAccount = db.prepare(`insert into ledger_accounts (${ACCOUNT_COLUMNS.join(",")}) values ${placeholders(ACCOUNT_COLUMNS.length)}`);
-// Balances are written by rowid, found once per account and remembered: a lookup by the text key
-// goes through the key's index first, which cost a quarter of each update. The row's own id is
-// checked too, so a rowid that no longer holds that account (a batch that inserted it rolled back,
-// a VACUUM renumbered the table) writes nothing and is looked up again.
-const updateBalanceAt = db.prepare(
-  "update ledger_accounts set debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ?, last_ts = ?, transfer_count = ? where rowid = ? and id = ?",
+const ACCOUNT_FIELDS = 9; // ACCOUNT_COLUMNS up to created_at; the six after are its balances
+const insertAccountRow = db.prepare(
+  `insert into ledger_account_rows (${ACCOUNT_COLUMNS.slice(0, ACCOUNT_FIELDS).join(",")}) values ${placeholders(ACCOUNT_FIELDS)}`,
 );
-const selectAccountRowid = db.prepare("select rowid from ledger_accounts where id = ?").pluck();
-const accountRowids = new Map<string, bigint>();
-/** Accounts whose rowid is remembered at most; past this the map starts over. */
-const ACCOUNT_ROWIDS_MAX = 1_000_000;
-const balanceValues: unknown[] = new Array(8);
+const insertBalanceRow = db.prepare(
+  `insert into ledger_balances (seq, ${ACCOUNT_COLUMNS.slice(ACCOUNT_FIELDS).join(",")}) values ${placeholders(1 + ACCOUNT_COLUMNS.length - ACCOUNT_FIELDS)}`,
+);
+// Balances live in their own narrow table (migration 0008), written by the account's integer
+// seq, found once per account and remembered: a lookup by the text key costs a quarter of each
+// update. VACUUM keeps an INTEGER PRIMARY KEY, and this thread is the only one that inserts
+// accounts, so a remembered seq is wrong only after a rollback here undid the insert that made
+// it (and a later insert may take the same seq): every rollback forgets them all.
+const updateBalanceAt = db.prepare(
+  "update ledger_balances set debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ?, last_ts = ?, transfer_count = ? where seq = ?",
+);
+const selectAccountSeq = db.prepare("select seq from ledger_account_rows where id = ?").pluck();
+const accountSeqs = new Map<string, bigint>();
+/** Accounts whose seq is remembered at most; past this the map starts over. */
+const ACCOUNT_SEQS_MAX = 1_000_000;
+const balanceValues: unknown[] = new Array(7);
+
+function remember(id: string, seq: bigint): void {
+  if (accountSeqs.size >= ACCOUNT_SEQS_MAX) accountSeqs.clear();
+  accountSeqs.set(id, seq);
+}
+
+function insertAccount(a: unknown[]): void {
+  const seq = BigInt(insertAccountRow.run(a.slice(0, ACCOUNT_FIELDS)).lastInsertRowid);
+  insertBalanceRow.run(seq, ...a.slice(ACCOUNT_FIELDS));
+  remember(a[0] as string, seq);
+}
 
 /** values: debits_pending, debits_posted, credits_pending, credits_posted, last_ts, transfer_count, id. */
 function updateBalance(values: unknown[]): void {
   const id = values[6] as string;
   for (let k = 0; k < 6; k++) balanceValues[k] = values[k];
-  balanceValues[7] = id;
-  const known = accountRowids.get(id);
-  if (known !== undefined) {
-    balanceValues[6] = known;
-    if (updateBalanceAt.run(balanceValues).changes === 1) return;
-    accountRowids.delete(id);
+  let seq = accountSeqs.get(id);
+  if (seq === undefined) {
+    seq = selectAccountSeq.get(id) as bigint | undefined;
+    if (seq === undefined) throw new Error(`ledger account ${id} is not in the database`);
+    remember(id, seq);
   }
-  const rowid = selectAccountRowid.get(id) as bigint | undefined;
-  if (rowid === undefined) throw new Error(`ledger account ${id} is not in the database`);
-  if (accountRowids.size >= ACCOUNT_ROWIDS_MAX) accountRowids.clear();
-  accountRowids.set(id, rowid);
-  balanceValues[6] = rowid;
-  updateBalanceAt.run(balanceValues);
+  balanceValues[6] = seq;
+  if (updateBalanceAt.run(balanceValues).changes !== 1) throw new Error(`ledger account ${id} has no balance row`);
 }
 const updateHold = db.prepare("update ledger_transfers set status = ?, resolved_at = ? where id = ?");
 const insertCheckpoint = db.prepare("insert into ledger_checkpoints (account_id, ts) values (?, ?)");
@@ -94,7 +107,7 @@ class Conflict extends Error {}
 function applyBatch(b: WriterBatch): void {
   const current = (selectVersion.get() as { version: bigint }).version;
   if (current !== b.expectVersion) throw new Conflict(`ledger version ${current}, batch expected ${b.expectVersion}`);
-  for (const a of b.accounts) insertAccount.run(...a);
+  for (const a of b.accounts) insertAccount(a);
   const rows = new TransferRowReader(b.transfers);
   const width = SQLITE_TRANSFER_COLUMNS.length;
   let i = 0;
@@ -149,6 +162,7 @@ function writeAll(batches: WriterBatch[]): WriterReply[] {
     } catch (error) {
       rollbackTo.run();
       release.run();
+      accountSeqs.clear();
       replies.push(failure(b.seq, error));
     }
   }
@@ -156,6 +170,7 @@ function writeAll(batches: WriterBatch[]): WriterReply[] {
     commit.run();
   } catch (error) {
     if (db.inTransaction) db.exec("rollback");
+    accountSeqs.clear();
     return batches.map((b) => failure(b.seq, error));
   }
   return replies;

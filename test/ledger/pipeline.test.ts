@@ -48,22 +48,55 @@ test("more holds due at once than one batch expires are all expired", async () =
   assert.equal((await app.request("GET", "/v1/ledger/transfers/due-1099")).body.status, "expired");
 });
 
-test("an account that moved to another rowid (as a VACUUM may do) still gets its balance written", async () => {
+test("balances are written by the account's seq, which a VACUUM on another connection keeps", async () => {
   const wallet = async () => (await app.request("GET", "/v1/ledger/accounts/wallet")).body;
   const before = await wallet();
-  // The writer now remembers the wallet's rowid.
-  assert.equal((await app.tally.engine.submitTransfers(null, [transfer("moved-1")]))[0]!.result, "created");
-  // Another connection moves the row, as a VACUUM that renumbers the table would.
+  // The writer now remembers the wallet's seq.
+  assert.equal((await app.tally.engine.submitTransfers(null, [transfer("vacuum-1")]))[0]!.result, "created");
   const other = new BetterSqlite3(app.tally.db.sqlitePath!);
   try {
     other.pragma("busy_timeout = 5000");
-    assert.equal(other.prepare("update ledger_accounts set rowid = rowid + 1000000 where id = 'wallet'").run().changes, 1);
+    other.exec("vacuum");
   } finally {
     other.close();
   }
-  assert.equal((await app.tally.engine.submitTransfers(null, [transfer("moved-2")]))[0]!.result, "created");
+  assert.equal((await app.tally.engine.submitTransfers(null, [transfer("vacuum-2")]))[0]!.result, "created");
   assert.equal((await wallet()).credits_posted, before.credits_posted + 10);
   // A restart reads the same balance from the row.
   const row = app.tally.db.sqliteReader!.prepare("select credits_posted from ledger_accounts where id = 'wallet'").get() as { credits_posted: bigint };
   assert.equal(row.credits_posted, BigInt(before.credits_posted + 10));
+});
+
+test("a batch that fails at the writer is redone op by op; accounts created around it each get their own balance row", async () => {
+  const other = new BetterSqlite3(app.tally.db.sqlitePath!);
+  other.pragma("busy_timeout = 5000");
+  other.defaultSafeIntegers(true);
+  try {
+    // A failure the engine cannot foresee: the database refuses one transfer's row.
+    other.exec("create trigger refuse_boom before insert on ledger_transfers when new.id = 'boom' begin select raise(abort, 'refused by test trigger'); end");
+    // Queued together, the new account and the refused transfer go to the writer in one batch,
+    // which rolls back (and the writer forgets the seqs it remembered); the engine then redoes
+    // each op alone, so the account is created and only the transfer is refused.
+    const [created, boom] = await Promise.allSettled([
+      app.tally.engine.createAccounts(null, [{ id: "ghost", currency: "CNY", code: 1, normalBalance: "credit", flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, owner: null, metadata: null }]),
+      app.tally.engine.submitTransfers(null, [transfer("boom", { creditAccountId: "ghost" })]),
+    ]);
+    assert.equal(boom.status, "rejected");
+    assert.equal(created.status, "fulfilled");
+    assert.equal((await app.request("GET", "/v1/ledger/transfers/boom")).status, 404);
+    other.exec("drop trigger refuse_boom");
+    assert.equal((await app.request("POST", "/v1/ledger/accounts", { id: "late", currency: "CNY" })).status, 201);
+    assert.equal((await app.request("GET", "/v1/ledger/accounts/ghost")).status, 200);
+    const rows = other.prepare("select r.id, r.seq, b.seq as balance_seq from ledger_account_rows r left join ledger_balances b on b.seq = r.seq where r.id in ('ghost', 'late')").all() as Array<{ id: string; seq: bigint; balance_seq: bigint | null }>;
+    assert.equal(rows.length, 2);
+    for (const r of rows) assert.equal(r.balance_seq, r.seq, `${r.id} has its balance row`);
+    assert.equal((other.prepare("select count(*) as n from ledger_balances").get() as { n: bigint }).n, (other.prepare("select count(*) as n from ledger_account_rows").get() as { n: bigint }).n);
+    assert.equal((await app.tally.engine.submitTransfers(null, [transfer("to-late", { creditAccountId: "late", amount: 7n })]))[0]!.result, "created");
+    assert.equal((await app.tally.engine.submitTransfers(null, [transfer("to-ghost", { creditAccountId: "ghost", amount: 3n })]))[0]!.result, "created");
+    const posted = (id: string) => (other.prepare("select credits_posted from ledger_accounts where id = ?").get(id) as { credits_posted: bigint }).credits_posted;
+    assert.equal(posted("late"), 7n);
+    assert.equal(posted("ghost"), 3n);
+  } finally {
+    other.close();
+  }
 });
