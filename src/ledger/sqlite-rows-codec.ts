@@ -167,20 +167,32 @@ export function encodeBalances(accounts: readonly Account[], into?: Arrays<Balan
 /** Calls `row` with [debits_pending, debits_posted, credits_pending, credits_posted, last_ts, transfer_count, id]. */
 export function decodeBalances(c: BalanceColumns, row: (values: unknown[]) => void): void {
   const values: unknown[] = new Array(7);
+  forEachBalanceId(c, (id, r) => {
+    readBalance(c, r, id, values);
+    row(values);
+  });
+}
+
+/** Calls `each` with every row's account id and the row's number. */
+export function forEachBalanceId(c: BalanceColumns, each: (id: string, row: number) => void): void {
   let pos = 0;
   for (let r = 0; r < c.count; r++) {
-    const b = r * 6;
-    values[0] = c.big[b]!;
-    values[1] = c.big[b + 1]!;
-    values[2] = c.big[b + 2]!;
-    values[3] = c.big[b + 3]!;
-    values[4] = c.lastTsNull[r] ? null : c.big[b + 4]!;
-    values[5] = c.big[b + 5]!;
     const len = c.idLengths[r]!;
-    values[6] = c.ids.slice(pos, pos + len);
+    each(c.ids.slice(pos, pos + len), r);
     pos += len;
-    row(values);
   }
+}
+
+/** Writes row `r` into `values`: debits_pending, debits_posted, credits_pending, credits_posted, last_ts, transfer_count, then `id`. */
+export function readBalance(c: BalanceColumns, r: number, id: string, values: unknown[]): void {
+  const b = r * 6;
+  values[0] = c.big[b]!;
+  values[1] = c.big[b + 1]!;
+  values[2] = c.big[b + 2]!;
+  values[3] = c.big[b + 3]!;
+  values[4] = c.lastTsNull[r] ? null : c.big[b + 4]!;
+  values[5] = c.big[b + 5]!;
+  values[6] = id;
 }
 
 /**

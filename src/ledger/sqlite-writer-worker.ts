@@ -2,13 +2,15 @@
 // every commit (synchronous=FULL) happens here and never blocks the event loop that serves HTTP.
 // Batches arrive in order. Every batch waiting when the thread turns to the queue is written in
 // one transaction (one fsync for all of them: group commit at the disk), each batch inside its
-// own savepoint: check the ledger version, insert and update the rows, run the unit of work's
-// recorded statements. A batch that fails rolls back to its savepoint alone; the ones after it
-// then fail their version check, as they were prepared on top of it.
+// own savepoint: check the ledger version, insert the rows, run the unit of work's recorded
+// statements. A batch that fails rolls back to its savepoint alone; the ones after it then fail
+// their version check, as they were prepared on top of it. Account balances are written last,
+// once per account for the whole transaction, as the batches that succeeded left them: an account
+// touched by every batch (the platform's fee account) costs one UPDATE per commit, not per batch.
 import { receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import BetterSqlite3 from "better-sqlite3";
 import { ACCOUNT_COLUMNS, SQLITE_TRANSFER_COLUMNS } from "./rows.ts";
-import { TransferRowReader, decodeBalances, type BalanceColumns, type TransferColumns } from "./sqlite-rows-codec.ts";
+import { TransferRowReader, forEachBalanceId, readBalance, type BalanceColumns, type TransferColumns } from "./sqlite-rows-codec.ts";
 
 export interface WriterBatch {
   readonly seq: number;
@@ -120,7 +122,6 @@ function applyBatch(b: WriterBatch): void {
     insertTransferOne.run(oneValues);
   }
   for (const [id, status, resolvedAt] of b.holds) updateHold.run(status, resolvedAt, id);
-  decodeBalances(b.balances, updateBalance);
   for (const [accountId, ts] of b.checkpoints) insertCheckpoint.run(accountId, ts);
   if (b.version !== b.expectVersion) updateState.run(b.lastTs, b.version);
   for (const e of b.events) insertEvent.run(...e);
@@ -145,6 +146,22 @@ function failure(seq: number, error: unknown): WriterReply {
   return { seq, ok: false, conflict: error instanceof Conflict, message: e.message, code: e.code };
 }
 
+/**
+ * Balances the transaction's batches left, written once per account when they are all in: each
+ * batch that succeeds adds its rows (a later batch's row for an account replaces an earlier one's)
+ * and a batch that fails adds none. Account id -> batch index * 2^20 + row number.
+ */
+const finalBalances = new Map<string, number>();
+const ROW_BITS = 2 ** 20;
+const finalValues: unknown[] = new Array(7);
+
+function writeBalances(batches: WriterBatch[]): void {
+  for (const [id, code] of finalBalances) {
+    readBalance(batches[Math.floor(code / ROW_BITS)]!.balances, code % ROW_BITS, id, finalValues);
+    updateBalance(finalValues);
+  }
+}
+
 function writeAll(batches: WriterBatch[]): WriterReply[] {
   const replies: WriterReply[] = [];
   try {
@@ -153,25 +170,31 @@ function writeAll(batches: WriterBatch[]): WriterReply[] {
   } catch (error) {
     return batches.map((b) => failure(b.seq, error));
   }
-  for (const b of batches) {
+  finalBalances.clear();
+  batches.forEach((b, index) => {
     savepoint.run();
     try {
       applyBatch(b);
       release.run();
       replies.push({ seq: b.seq, ok: true });
+      forEachBalanceId(b.balances, (id, row) => finalBalances.set(id, index * ROW_BITS + row));
     } catch (error) {
       rollbackTo.run();
       release.run();
       accountSeqs.clear();
       replies.push(failure(b.seq, error));
     }
-  }
+  });
   try {
+    // Balances, then the commit: if either fails, nothing of the transaction was written.
+    writeBalances(batches);
     commit.run();
   } catch (error) {
     if (db.inTransaction) db.exec("rollback");
     accountSeqs.clear();
     return batches.map((b) => failure(b.seq, error));
+  } finally {
+    finalBalances.clear();
   }
   return replies;
 }

@@ -1,0 +1,147 @@
+// The SQLite writer thread on its own: batches that wait together are written in one transaction,
+// each in its own savepoint, and the accounts' balances once, at the end, as the batches that
+// succeeded left them. A batch that fails (and the batches prepared on top of it) leave nothing.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { openDatabase, type Database } from "../../src/db/database.ts";
+import { migrate } from "../../src/db/migrations.ts";
+import type { Account, Balances, Transfer } from "../../src/ledger/model.ts";
+import { accountValues } from "../../src/ledger/rows.ts";
+import { encodeRows } from "../../src/ledger/sqlite-rows-codec.ts";
+import type { WriterBatch, WriterReply } from "../../src/ledger/sqlite-writer-worker.ts";
+import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
+
+let database: TestDatabase;
+let db: Database;
+let worker: Worker;
+let port: MessagePort;
+/** Every reply message: one per writer transaction. */
+const transactions: WriterReply[][] = [];
+const waiting = new Map<number, (reply: WriterReply) => void>();
+
+const T0 = 1_700_000_000_000_000n;
+const zero: Balances = { debitsPending: 0n, debitsPosted: 0n, creditsPending: 0n, creditsPosted: 0n };
+
+function account(id: string, balances: Balances = zero, lastTs: bigint | null = null, transferCount = 0n): Account {
+  return {
+    id, merchantId: null, currency: "CNY", code: 0, normalBalance: "credit", flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false },
+    owner: null, metadata: null, createdAt: T0, ...balances, lastTs, transferCount,
+  };
+}
+
+let version = 0n;
+let ts = T0;
+let seq = 0;
+
+/** A batch of one transfer debit -> credit of `amount`, prepared on `expectVersion`, with both accounts' new balances. */
+function batch(id: string, debit: Account, credit: Account, amount: bigint, expectVersion: bigint, newAccounts: Account[] = []): WriterBatch {
+  ts += 1n;
+  const debitPrevTs = debit.lastTs;
+  const creditPrevTs = credit.lastTs;
+  const d = account(debit.id, { ...debit, debitsPosted: debit.debitsPosted + amount }, ts, debit.transferCount + 1n);
+  const c = account(credit.id, { ...credit, creditsPosted: credit.creditsPosted + amount }, ts, credit.transferCount + 1n);
+  const t: Transfer = {
+    ts, id, merchantId: null, debitAccountId: d.id, creditAccountId: c.id, amount, currency: "CNY", code: 0, flags: 0, pendingId: null,
+    timeoutSeconds: 0, expiresAt: null, status: "posted", resolvedAt: null, reference: null, metadata: null,
+    debitAfter: { ...d }, creditAfter: { ...c }, debitPrevTs, creditPrevTs,
+  };
+  Object.assign(debit, d);
+  Object.assign(credit, c);
+  const rows = encodeRows([t], [d, c].filter((a) => !newAccounts.some((n) => n.id === a.id)));
+  return {
+    seq: ++seq, expectVersion, version: expectVersion + 1n, lastTs: ts, accounts: newAccounts.map(accountValues),
+    transfers: rows.transfers, holds: [], balances: rows.balances, checkpoints: [], statements: [], events: [],
+  };
+}
+
+/** Posts the batches in one go (so that the writer finds them waiting together) and waits for every reply. */
+async function post(batches: WriterBatch[]): Promise<WriterReply[]> {
+  const replies = batches.map((b) => new Promise<WriterReply>((resolve) => waiting.set(b.seq, resolve)));
+  for (const b of batches) port.postMessage(b);
+  return Promise.all(replies);
+}
+
+const stored = (id: string) =>
+  db.sqlite!.prepare("select debits_posted, credits_posted, last_ts, transfer_count from ledger_accounts where id = ?").get(id) as {
+    debits_posted: bigint; credits_posted: bigint; last_ts: bigint | null; transfer_count: bigint;
+  };
+
+before(async () => {
+  database = await createTestDatabase("sqlite", "writer");
+  db = openDatabase(database.url);
+  await migrate(db);
+  const channel = new MessageChannel();
+  port = channel.port1;
+  worker = new Worker(new URL("../../src/ledger/sqlite-writer-thread.mjs", import.meta.url), {
+    workerData: { path: db.sqlitePath, port: channel.port2 },
+    transferList: [channel.port2],
+  });
+  port.on("message", (replies: WriterReply[]) => {
+    transactions.push(replies);
+    for (const r of replies) waiting.get(r.seq)?.(r);
+  });
+});
+after(async () => {
+  port.close();
+  await worker.terminate();
+  await db.close();
+  await database.dispose();
+});
+
+const bank = account("bank");
+const shop = account("shop");
+const fee = account("fee");
+
+test("batches written together: each account's row holds what the last batch left", async () => {
+  // The accounts arrive with the first batch that uses them.
+  const first = batch("w-1", bank, shop, 10n, version, [bank, shop]);
+  version += 1n;
+  const second = batch("w-2", bank, fee, 5n, version, [fee]);
+  version += 1n;
+  const third = batch("w-3", bank, shop, 7n, version);
+  version += 1n;
+  // Grouping is up to the writer thread's timing; posting all three at once makes it likely, and
+  // the balances must be right either way.
+  const replies = await post([first, second, third]);
+  assert.deepEqual(replies.map((r) => r.ok), [true, true, true]);
+  assert.deepEqual(stored("bank"), { debits_posted: 22n, credits_posted: 0n, last_ts: bank.lastTs, transfer_count: 3n });
+  assert.deepEqual(stored("shop"), { debits_posted: 0n, credits_posted: 17n, last_ts: shop.lastTs, transfer_count: 2n });
+  assert.deepEqual(stored("fee"), { debits_posted: 0n, credits_posted: 5n, last_ts: fee.lastTs, transfer_count: 1n });
+});
+
+test("a batch that fails between good ones leaves no balance, and the batches on top of it fail their version check", async () => {
+  const other = new (await import("better-sqlite3")).default(db.sqlitePath!);
+  other.exec("create trigger refuse_boom before insert on ledger_transfers when new.id = 'boom' begin select raise(abort, 'refused by test trigger'); end");
+  try {
+    let grouped = false;
+    for (let attempt = 0; attempt < 20 && !grouped; attempt++) {
+      const before = { bank: stored("bank"), shop: stored("shop") };
+      const snapshot = { bank: { ...bank }, shop: { ...shop } };
+      const good = batch(`g-${attempt}`, bank, shop, 3n, version);
+      const afterGood = { bank: { ...bank }, shop: { ...shop } };
+      const boom = batch("boom", bank, shop, 1000n, version + 1n);
+      const onTop = batch(`top-${attempt}`, bank, shop, 50n, version + 2n);
+      const count = transactions.length;
+      const replies = await post([good, boom, onTop]);
+      grouped = transactions.length === count + 1;
+      assert.equal(replies[0]!.ok, true);
+      assert.equal(replies[1]!.ok, false);
+      assert.match((replies[1] as { message: string }).message, /refused by test trigger/);
+      assert.equal(replies[2]!.ok, false);
+      if (grouped) assert.equal((replies[2] as { conflict: boolean }).conflict, true, "prepared on the failed batch");
+      version += 1n;
+      // Only the good batch took effect: the in-memory accounts go back to what it left.
+      Object.assign(bank, afterGood.bank);
+      Object.assign(shop, afterGood.shop);
+      assert.equal(stored("bank").debits_posted, before.bank.debits_posted + 3n);
+      assert.equal(stored("shop").credits_posted, before.shop.credits_posted + 3n);
+      assert.equal(stored("bank").transfer_count, snapshot.bank.transferCount + 1n);
+      assert.equal(stored("bank").last_ts, afterGood.bank.lastTs);
+    }
+    assert.ok(grouped, "the writer took the three batches in one transaction at least once");
+  } finally {
+    other.exec("drop trigger refuse_boom");
+    other.close();
+  }
+});
