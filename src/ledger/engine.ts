@@ -424,6 +424,7 @@ export class PostingEngine {
     const writes: BatchWrites = {
       newAccounts: [...newAccounts.values()],
       transfers: effects.created,
+      createdById: created,
       resolvedHolds: [...effects.resolvedHolds.values()].filter((h) => !created.has(h.id)),
       balances: [...effects.touchedAccounts.values()].filter((a) => !newAccounts.has(a.id)),
       checkpoints: effects.checkpoints,

@@ -27,9 +27,13 @@ export class SqliteLedgerStore implements LedgerStore {
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private seq = 0;
-  private readonly waiting = new Map<number, { resolve(): void; reject(e: Error): void; overlayIds: string[] }>();
-  /** Transfers written by batches not yet committed, with the seq of the batch that last wrote each. */
-  private readonly overlay = new Map<string, { transfer: Transfer; seq: number }>();
+  private readonly waiting = new Map<number, { resolve(): void; reject(e: Error): void }>();
+  /**
+   * The overlay: batches not yet committed, oldest first, each with the transfers it wrote (new
+   * ones by the engine's own map of the batch, and resolved holds). A read looks from the newest
+   * batch back; a batch that commits leaves as a whole, with no work per transfer.
+   */
+  private readonly overlay: Array<{ seq: number; created: ReadonlyMap<string, Transfer>; holds: ReadonlyMap<string, Transfer> | null }> = [];
   /** The version the newest in-flight batch will leave, while any is in flight. */
   private pendingVersion: bigint | null = null;
   private pendingLastTs = 0n;
@@ -84,9 +88,9 @@ export class SqliteLedgerStore implements LedgerStore {
       loadTransfers: async (ids) => {
         const out = new Map<string, Transfer>();
         for (const id of ids) {
-          const pending = this.overlay.get(id);
+          const pending = this.inFlight(id);
           if (pending) {
-            out.set(id, pending.transfer);
+            out.set(id, pending);
             continue;
           }
           const r = this.getTransfer.get(id) as any;
@@ -99,8 +103,8 @@ export class SqliteLedgerStore implements LedgerStore {
         // writer's unique index refuses one that is already on disk (DuplicateIdError).
         const out = new Map<string, Transfer>();
         for (const id of ids) {
-          const pending = this.overlay.get(id);
-          if (pending) out.set(id, pending.transfer);
+          const pending = this.inFlight(id);
+          if (pending) out.set(id, pending);
           else if (verify) {
             const r = this.getTransfer.get(id) as any;
             if (r) out.set(id, transferFromRow(r));
@@ -124,7 +128,7 @@ export class SqliteLedgerStore implements LedgerStore {
         const rows = (this.selectDueHolds.all(nowUs, limit) as any[]).map(transferFromRow);
         // A hold resolved by a batch still in flight is not due any more.
         return rows
-          .map((t) => this.overlay.get(t.id)?.transfer ?? t)
+          .map((t) => this.inFlight(t.id) ?? t)
           .filter((t) => t.status === "pending");
       },
       commit: (writes) => this.commit(writes),
@@ -149,15 +153,17 @@ export class SqliteLedgerStore implements LedgerStore {
       statements: w.statements.map((s) => ({ sql: s.sql, parameters: [...s.parameters] })),
       events: w.events,
     };
-    const overlayIds: string[] = [];
-    for (const t of w.transfers) {
-      this.overlay.set(t.id, { transfer: t, seq });
-      overlayIds.push(t.id);
-      if (t.expiresAt !== null && t.status === "pending") this.inFlightDeadlineUs = earlierOrNull(this.inFlightDeadlineUs, t.expiresAt);
+    let created = w.createdById;
+    if (!created) {
+      const byId = new Map<string, Transfer>();
+      for (const t of w.transfers) byId.set(t.id, t);
+      created = byId;
     }
-    for (const h of w.resolvedHolds) {
-      this.overlay.set(h.id, { transfer: h, seq });
-      overlayIds.push(h.id);
+    let holds: Map<string, Transfer> | null = null;
+    for (const h of w.resolvedHolds) (holds ??= new Map()).set(h.id, h);
+    this.overlay.push({ seq, created, holds });
+    for (const t of w.transfers) {
+      if (t.expiresAt !== null && t.status === "pending") this.inFlightDeadlineUs = earlierOrNull(this.inFlightDeadlineUs, t.expiresAt);
     }
     this.pendingVersion = w.version;
     if (w.lastTs > this.pendingLastTs) this.pendingLastTs = w.lastTs;
@@ -167,10 +173,20 @@ export class SqliteLedgerStore implements LedgerStore {
         this.worker.ref();
         this.port.ref();
       }
-      this.waiting.set(seq, { resolve, reject, overlayIds });
+      this.waiting.set(seq, { resolve, reject });
       // A large buffer moves to the writer thread; a small one is cheaper to copy.
       this.port.postMessage(batch, rows.buffer.byteLength > MOVE_BUFFER_BYTES_MIN ? [rows.buffer] : undefined);
     });
+  }
+
+  /** A transfer as the newest batch in flight that wrote it left it. */
+  private inFlight(id: string): Transfer | undefined {
+    for (let i = this.overlay.length - 1; i >= 0; i--) {
+      const b = this.overlay[i]!;
+      const t = (b.holds !== null ? b.holds.get(id) : undefined) ?? b.created.get(id);
+      if (t !== undefined) return t;
+    }
+    return undefined;
   }
 
   private settle(reply: WriterReply): void {
@@ -182,8 +198,10 @@ export class SqliteLedgerStore implements LedgerStore {
       this.port.unref();
     }
     if (reply.ok) {
-      // Now on disk: reads find these rows in the database.
-      for (const id of waiter.overlayIds) if (this.overlay.get(id)?.seq === reply.seq) this.overlay.delete(id);
+      // Now on disk: reads find these rows in the database. Replies come in the order of the
+      // batches, so this is the oldest batch of the overlay.
+      const at = this.overlay.findIndex((b) => b.seq === reply.seq);
+      if (at >= 0) this.overlay.splice(at, 1);
       if (this.waiting.size === 0) {
         this.pendingVersion = null;
         // Every hold in flight is on disk now.
@@ -203,7 +221,7 @@ export class SqliteLedgerStore implements LedgerStore {
     }
     // Nothing of this batch, nor of any batch prepared on top of it, reached the database.
     this.invalidatedThrough = this.seq;
-    this.overlay.clear();
+    this.overlay.length = 0;
     this.diskDeadlineUs = undefined;
     this.inFlightDeadlineUs = null;
     this.pendingVersion = null;
@@ -217,7 +235,7 @@ export class SqliteLedgerStore implements LedgerStore {
 
   private failAll(error: Error): void {
     this.workerError ??= error;
-    this.overlay.clear();
+    this.overlay.length = 0;
     this.diskDeadlineUs = undefined;
     this.inFlightDeadlineUs = null;
     this.pendingVersion = null;

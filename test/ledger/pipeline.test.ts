@@ -31,6 +31,22 @@ test("a replay is answered only after the batch that created the transfer commit
   assert.deepEqual(order, ["original:created", "replay:exists"]);
 });
 
+test("a hold created, posted and posted again while each batch before is still in flight: reads see the newest batch's hold", async () => {
+  const store = (app.tally.engine as unknown as { store: { overlay: unknown[] } }).store;
+  const hold = app.tally.engine.submitTransfers(null, [transfer("pipe-hold", { pending: true, timeoutSeconds: 60 })]);
+  await nextTurn();
+  const post = app.tally.engine.submitTransfers(null, [{ id: "pipe-post", postPendingId: "pipe-hold", pending: false, timeoutSeconds: 0, linked: false }]);
+  await nextTurn();
+  const inFlight = store.overlay.length;
+  const again = app.tally.engine.submitTransfers(null, [{ id: "pipe-post-2", postPendingId: "pipe-hold", pending: false, timeoutSeconds: 0, linked: false }]);
+  const replay = app.tally.engine.submitTransfers(null, [transfer("pipe-hold", { pending: true, timeoutSeconds: 60 })]);
+  const results = (await Promise.all([hold, post, again, replay])).map((o) => o[0]!.result);
+  assert.deepEqual(results, ["created", "created", "pending_transfer_already_posted", "exists"]);
+  assert.ok(inFlight >= 1, "the later batches were prepared while earlier ones were in flight");
+  assert.equal(store.overlay.length, 0, "every committed batch left the overlay");
+  assert.equal((await app.request("GET", "/v1/ledger/transfers/pipe-hold")).body.status, "posted");
+});
+
 test("more holds due at once than one batch expires are all expired", async () => {
   const holds = Array.from({ length: 1100 }, (_, i) => ({
     id: `due-${i}`, debit_account_id: "bank", credit_account_id: "wallet", amount: 1, currency: "CNY", pending: true, timeout_seconds: 1,
