@@ -8,7 +8,7 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import { freshPostgresDatabase, postgresServerUrl } from "../test/support/postgres.ts";
 import { postgresCeiling, sqliteCeiling } from "./ceilings.ts";
-import { BENCH_ACCOUNTS, engineThroughput, openEngine } from "./engine.ts";
+import { BENCH_ACCOUNTS, ENGINE_IN_FLIGHT, engineThroughput, openEngine } from "./engine.ts";
 import { growth } from "./growth.ts";
 import { multiProcessPostgres } from "./pg-multi.ts";
 import { paymentsThroughput, setUpMerchant } from "./payments.ts";
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   // The engine in-process on SQLite.
   const sqlite = await openEngine(null);
   try {
-    await engineThroughput(sqlite.engine, 16_380, 8190, false); // warm-up
+    await engineThroughput(sqlite.engine, ENGINE_IN_FLIGHT, 8190, false); // warm-up
     // Each run beside a ceiling measured just before it: this machine's speed drifts over minutes
     // (seen here: the engine at 62 k early in a run and 94–108 k in the growth stages at its end),
     // and a ratio of figures taken far apart measures the drift as much as the engine.
