@@ -220,18 +220,19 @@ export class PostingEngine {
       }
       return batch;
     }
-    const batch: Op[] = [];
+    // One splice per batch, not a shift per op: past some length an array's shift moves every
+    // element left, and 32 760 single-transfer requests waiting made batching quadratic (requests
+    // of one transfer ran at half the rate with twice as many waiting).
+    let take = 0;
     let size = 0;
-    while (this.queue.length > 0) {
-      const op = this.queue[0]!;
-      const n = sizeOf(op);
-      if (batch.length > 0 && size + n > this.limits.engineBatchTransfersMax) break;
-      this.queue.shift();
-      this.queuedTransfers -= n;
+    while (take < this.queue.length) {
+      const n = sizeOf(this.queue[take]!);
+      if (take > 0 && size + n > this.limits.engineBatchTransfersMax) break;
       size += n;
-      batch.push(op);
+      take++;
     }
-    return batch;
+    this.queuedTransfers -= size;
+    return this.queue.splice(0, take);
   }
 
   private forgetCache(): void {
