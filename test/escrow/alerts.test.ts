@@ -15,7 +15,7 @@ describe("custody alerts", () => {
   });
   after(async () => app.close());
 
-  const events = async (type: string) => (await app.tally.db.read.selectFrom("outbox_events").select("data").where("type", "=", type).execute()).map((e) => JSON.parse(e.data).object);
+  const events = async (type: string) => (await app.tally.db.read.selectFrom("outbox_events").select("data").where("type", "=", type).orderBy("seq").execute()).map((e) => JSON.parse(e.data).object);
 
   test("unmatched entries, a silent bank and a missing statement are each alerted once", async () => {
     await createAgreement(app, "AG-ALERT", 10_000);

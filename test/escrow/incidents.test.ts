@@ -57,7 +57,7 @@ for (const dialect of DIALECTS) {
       assert.equal(notice.entries[0].status, "quarantined");
       assert.equal(notice.entries[0].reason.code, "unparseable_date");
       assert.equal(notice.entries[0].reason.field, "booked_at");
-      const alerts = await app.tally.db.read.selectFrom("outbox_events").select("type").where("type", "=", "custody.notice_quarantined").execute();
+      const alerts = await app.tally.db.read.selectFrom("outbox_events").select("type").where("type", "=", "custody.notice_quarantined").orderBy("seq").execute();
       assert.equal(alerts.length, 3);
       const metrics = (await app.request("GET", "/metrics")).text;
       assert.match(metrics, /tally_custody_notices_total\{bank="demo-bank",status="quarantined"\} 3/);
@@ -86,7 +86,7 @@ for (const dialect of DIALECTS) {
       const missing = rec.lines.filter((l: { status: string }) => l.status === "missing_in_tally");
       assert.deepEqual(missing.map((l: { bank_reference: string }) => l.bank_reference).sort(), [refs.A, refs.C].sort());
       for (const l of missing) assert.equal(l.candidates.length, 1, "the quarantined entry is named as the fix");
-      const alert = await app.tally.db.read.selectFrom("outbox_events").select("type").where("type", "=", "custody.reconciliation_mismatch").execute();
+      const alert = await app.tally.db.read.selectFrom("outbox_events").select("type").where("type", "=", "custody.reconciliation_mismatch").orderBy("seq").execute();
       assert.ok(alert.length >= 1);
       const same = await app.tally.server.inject({ method: "POST", url: `/v1/custody/${BANK}/statements`, headers: { authorization: "Bearer test-admin-key-0123456789", "content-type": "application/xml" }, payload: res.body.body });
       assert.equal(same.statusCode, 200, "the same statement again answers the existing reconciliation");
@@ -152,7 +152,7 @@ for (const dialect of DIALECTS) {
       assert.equal(opened.status, "awaiting_funds");
       assert.match(opened.virtual_account.account_number, /^\d{20}$/);
       assert.ok(opened.virtual_account.account_number.length <= 34);
-      const events = await app.tally.db.read.selectFrom("outbox_events").select(["type", "data"]).where("type", "=", "agreement.awaiting_funds").execute();
+      const events = await app.tally.db.read.selectFrom("outbox_events").select(["type", "data"]).where("type", "=", "agreement.awaiting_funds").orderBy("seq").execute();
       assert.equal(JSON.parse(events.at(-1)!.data).previous_status, "pending_bank");
     });
 

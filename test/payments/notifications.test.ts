@@ -111,7 +111,7 @@ describe("simulator notifications", () => {
     assert.deepEqual(await balances(app, "wallet:store:17"), before, "the merchant is not credited for a closed payment");
     const suspense = await balances(app, "suspense:simulator:CNY");
     assert.equal(suspense.credits_posted, 777, "the money is booked, not lost");
-    const events = await app.tally.db.read.selectFrom("outbox_events").selectAll().where("type", "=", "payment.late_success").execute();
+    const events = await app.tally.db.read.selectFrom("outbox_events").selectAll().where("type", "=", "payment.late_success").orderBy("seq").execute();
     assert.equal(events.length, 1);
   });
 

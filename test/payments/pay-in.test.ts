@@ -9,7 +9,7 @@ import { startTestApp, type TestApp } from "../support/app.ts";
 import { account, attempt, balances, createPayment, nextId } from "../support/payments.ts";
 
 async function events(app: TestApp, type: string) {
-  const rows = await app.tally.db.read.selectFrom("outbox_events").selectAll().where("type", "=", type).execute();
+  const rows = await app.tally.db.read.selectFrom("outbox_events").selectAll().where("type", "=", type).orderBy("seq").execute();
   return rows.map((r) => ({ ...r, data: JSON.parse(r.data) }));
 }
 

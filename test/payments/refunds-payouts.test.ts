@@ -135,7 +135,7 @@ for (const dialect of DIALECTS) {
       const after = await balances(app, "wallet:store:17");
       assert.equal(after.debits_posted - before.debits_posted, 2000);
       assert.equal(after.credits_posted - before.credits_posted, 2000);
-      const types = (await app.tally.db.read.selectFrom("outbox_events").select(["type", "data"]).where("type", "like", "payout.%").execute())
+      const types = (await app.tally.db.read.selectFrom("outbox_events").select(["type", "data"]).where("type", "like", "payout.%").orderBy("seq").execute())
         .filter((e) => JSON.parse(e.data).object.id === res.body.id)
         .map((e) => e.type);
       assert.deepEqual(types, ["payout.in_transit", "payout.paid", "payout.returned"]);
