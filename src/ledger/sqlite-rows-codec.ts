@@ -164,15 +164,6 @@ export function encodeBalances(accounts: readonly Account[], into?: Arrays<Balan
   return { count: n, big, lastTsNull, ids: ids.join(""), idLengths };
 }
 
-/** Calls `row` with [debits_pending, debits_posted, credits_pending, credits_posted, last_ts, transfer_count, id]. */
-export function decodeBalances(c: BalanceColumns, row: (values: unknown[]) => void): void {
-  const values: unknown[] = new Array(7);
-  forEachBalanceId(c, (id, r) => {
-    readBalance(c, r, id, values);
-    row(values);
-  });
-}
-
 /** Calls `each` with every row's account id and the row's number. */
 export function forEachBalanceId(c: BalanceColumns, each: (id: string, row: number) => void): void {
   let pos = 0;

@@ -68,7 +68,6 @@ const selectAccountSeq = db.prepare("select seq from ledger_account_rows where i
 const accountSeqs = new Map<string, bigint>();
 /** Accounts whose seq is remembered at most; past this the map starts over. */
 const ACCOUNT_SEQS_MAX = 1_000_000;
-const balanceValues: unknown[] = new Array(7);
 
 function remember(id: string, seq: bigint): void {
   if (accountSeqs.size >= ACCOUNT_SEQS_MAX) accountSeqs.clear();
@@ -81,18 +80,14 @@ function insertAccount(a: unknown[]): void {
   remember(a[0] as string, seq);
 }
 
-/** values: debits_pending, debits_posted, credits_pending, credits_posted, last_ts, transfer_count, id. */
-function updateBalance(values: unknown[]): void {
-  const id = values[6] as string;
-  for (let k = 0; k < 6; k++) balanceValues[k] = values[k];
+function seqOf(id: string): bigint {
   let seq = accountSeqs.get(id);
   if (seq === undefined) {
     seq = selectAccountSeq.get(id) as bigint | undefined;
     if (seq === undefined) throw new Error(`ledger account ${id} is not in the database`);
     remember(id, seq);
   }
-  balanceValues[6] = seq;
-  if (updateBalanceAt.run(balanceValues).changes !== 1) throw new Error(`ledger account ${id} has no balance row`);
+  return seq;
 }
 const updateHold = db.prepare("update ledger_transfers set status = ?, resolved_at = ? where id = ?");
 const insertCheckpoint = db.prepare("insert into ledger_checkpoints (account_id, ts) values (?, ?)");
@@ -149,16 +144,18 @@ function failure(seq: number, error: unknown): WriterReply {
 /**
  * Balances the transaction's batches left, written once per account when they are all in: each
  * batch that succeeds adds its rows (a later batch's row for an account replaces an earlier one's)
- * and a batch that fails adds none. Account id -> batch index * 2^20 + row number.
+ * and a batch that fails adds none. Account id -> batch index * ROW_SPAN + row number.
  */
 const finalBalances = new Map<string, number>();
-const ROW_BITS = 2 ** 20;
-const finalValues: unknown[] = new Array(7);
+const ROW_SPAN = 2 ** 20;
+/** Bind values of one balance UPDATE: the six balances, then the account's seq. */
+const balanceValues: unknown[] = new Array(7);
 
 function writeBalances(batches: WriterBatch[]): void {
   for (const [id, code] of finalBalances) {
-    readBalance(batches[Math.floor(code / ROW_BITS)]!.balances, code % ROW_BITS, id, finalValues);
-    updateBalance(finalValues);
+    readBalance(batches[Math.floor(code / ROW_SPAN)]!.balances, code % ROW_SPAN, id, balanceValues);
+    balanceValues[6] = seqOf(id);
+    if (updateBalanceAt.run(balanceValues).changes !== 1) throw new Error(`ledger account ${id} has no balance row`);
   }
 }
 
@@ -174,10 +171,11 @@ function writeAll(batches: WriterBatch[]): WriterReply[] {
   batches.forEach((b, index) => {
     savepoint.run();
     try {
+      if (b.balances.count >= ROW_SPAN) throw new Error(`a batch of ${b.balances.count} balance rows is past the writer's ${ROW_SPAN}`);
       applyBatch(b);
       release.run();
       replies.push({ seq: b.seq, ok: true });
-      forEachBalanceId(b.balances, (id, row) => finalBalances.set(id, index * ROW_BITS + row));
+      forEachBalanceId(b.balances, (id, row) => finalBalances.set(id, index * ROW_SPAN + row));
     } catch (error) {
       rollbackTo.run();
       release.run();

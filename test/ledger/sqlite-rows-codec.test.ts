@@ -5,7 +5,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Account, Transfer } from "../../src/ledger/model.ts";
 import { SQLITE_TRANSFER_COLUMNS, sqliteTransferValues, transferBody, transferFromRow, type CompactTransferRow } from "../../src/ledger/rows.ts";
-import { TransferRowReader, decodeBalances, encodeBalances, encodeRows, encodeTransfers } from "../../src/ledger/sqlite-rows-codec.ts";
+import { TransferRowReader, encodeBalances, encodeRows, encodeTransfers, forEachBalanceId, readBalance, type BalanceColumns } from "../../src/ledger/sqlite-rows-codec.ts";
+
+/** Calls `row` with each balance row as the writer binds it: the six values, then the id. */
+function decodeBalances(c: BalanceColumns, row: (values: unknown[]) => void): void {
+  const values: unknown[] = new Array(7);
+  forEachBalanceId(c, (id, r) => {
+    readBalance(c, r, id, values);
+    row(values);
+  });
+}
 
 const balances = (n: bigint) => ({ debitsPending: n, debitsPosted: n + 1n, creditsPending: n + 2n, creditsPosted: 2n ** 62n + n });
 
