@@ -207,7 +207,7 @@ export class PostingEngine {
 
   private takeBatch(): Op[] {
     if (this.retries.length > 0) {
-      this.retries.sort((a, b) => a.seq - b.seq);
+      // In line order: fail() sorts when it adds, so a long run of ops redone alone is not sorted again per op.
       const first = this.retries[0]!;
       if (first.alone) return [this.retries.shift()!];
       const batch: Op[] = [];
@@ -301,6 +301,7 @@ export class PostingEngine {
       batch[0]!.done.reject(wrapped);
       return;
     }
+    this.retries.sort((a, b) => a.seq - b.seq);
     this.schedule();
   }
 
