@@ -207,7 +207,8 @@ export class PostingEngine {
 
   private takeBatch(): Op[] {
     if (this.retries.length > 0) {
-      // In line order: fail() sorts when it adds, so a long run of ops redone alone is not sorted again per op.
+      // In line order: fail() sorts when it adds, so a long run of ops redone alone is not
+      // sorted again per op.
       const first = this.retries[0]!;
       if (first.alone) return [this.retries.shift()!];
       const batch: Op[] = [];

@@ -153,15 +153,9 @@ export class SqliteLedgerStore implements LedgerStore {
       statements: w.statements.map((s) => ({ sql: s.sql, parameters: [...s.parameters] })),
       events: w.events,
     };
-    let created = w.createdById;
-    if (!created) {
-      const byId = new Map<string, Transfer>();
-      for (const t of w.transfers) byId.set(t.id, t);
-      created = byId;
-    }
     let holds: Map<string, Transfer> | null = null;
     for (const h of w.resolvedHolds) (holds ??= new Map()).set(h.id, h);
-    this.overlay.push({ seq, created, holds });
+    this.overlay.push({ seq, created: w.createdById, holds });
     for (const t of w.transfers) {
       if (t.expiresAt !== null && t.status === "pending") this.inFlightDeadlineUs = earlierOrNull(this.inFlightDeadlineUs, t.expiresAt);
     }

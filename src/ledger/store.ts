@@ -12,8 +12,8 @@ import type { RecordedStatement } from "../db/recorder.ts";
 export interface BatchWrites {
   readonly newAccounts: readonly Account[];
   readonly transfers: readonly Transfer[];
-  /** The same transfers by id, when the engine has that map already (the SQLite overlay keeps it). */
-  readonly createdById?: ReadonlyMap<string, Transfer>;
+  /** The same transfers by id: the engine's own map of the batch (the SQLite overlay keeps it). */
+  readonly createdById: ReadonlyMap<string, Transfer>;
   readonly resolvedHolds: readonly Transfer[];
   readonly balances: readonly Account[];
   readonly checkpoints: ReadonlyArray<{ accountId: string; ts: bigint }>;
