@@ -111,36 +111,42 @@ test("batches written together: each account's row holds what the last batch lef
 });
 
 test("a batch that fails between good ones leaves no balance, and the batches on top of it fail their version check", async () => {
-  const other = new (await import("better-sqlite3")).default(db.sqlitePath!);
+  const BetterSqlite3 = (await import("better-sqlite3")).default;
+  const other = new BetterSqlite3(db.sqlitePath!);
   other.exec("create trigger refuse_boom before insert on ledger_transfers when new.id = 'boom' begin select raise(abort, 'refused by test trigger'); end");
   try {
-    let grouped = false;
-    for (let attempt = 0; attempt < 20 && !grouped; attempt++) {
-      const before = { bank: stored("bank"), shop: stored("shop") };
-      const snapshot = { bank: { ...bank }, shop: { ...shop } };
-      const good = batch(`g-${attempt}`, bank, shop, 3n, version);
-      const afterGood = { bank: { ...bank }, shop: { ...shop } };
-      const boom = batch("boom", bank, shop, 1000n, version + 1n);
-      const onTop = batch(`top-${attempt}`, bank, shop, 50n, version + 2n);
-      const count = transactions.length;
-      const replies = await post([good, boom, onTop]);
-      grouped = transactions.length === count + 1;
-      assert.equal(replies[0]!.ok, true);
-      assert.equal(replies[1]!.ok, false);
-      assert.match((replies[1] as { message: string }).message, /refused by test trigger/);
-      assert.equal(replies[2]!.ok, false);
-      if (grouped) assert.equal((replies[2] as { conflict: boolean }).conflict, true, "prepared on the failed batch");
-      version += 1n;
-      // Only the good batch took effect: the in-memory accounts go back to what it left.
-      Object.assign(bank, afterGood.bank);
-      Object.assign(shop, afterGood.shop);
-      assert.equal(stored("bank").debits_posted, before.bank.debits_posted + 3n);
-      assert.equal(stored("shop").credits_posted, before.shop.credits_posted + 3n);
-      assert.equal(stored("bank").transfer_count, snapshot.bank.transferCount + 1n);
-      assert.equal(stored("bank").last_ts, afterGood.bank.lastTs);
-    }
-    assert.ok(grouped, "the writer took the three batches in one transaction at least once");
+    // Make the writer wait: another connection holds the write lock while the writer begins a
+    // transaction for a first batch, so the three batches below are all waiting when it turns
+    // to its queue again, and it takes them in one transaction.
+    other.exec("begin immediate");
+    const first = batch("w-first", bank, shop, 1n, version);
+    version += 1n;
+    const firstDone = post([first]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const good = batch("w-good", bank, shop, 3n, version);
+    const afterGood = { bank: { ...bank }, shop: { ...shop } };
+    const boom = batch("boom", bank, shop, 1000n, version + 1n);
+    const onTop = batch("w-top", bank, shop, 50n, version + 2n);
+    const pending = post([good, boom, onTop]);
+    other.exec("commit");
+    assert.equal((await firstDone)[0]!.ok, true);
+    const replies = await pending;
+    const together = transactions.find((t) => t.some((r) => r.seq === good.seq))!;
+    assert.deepEqual(together.map((r) => r.seq).slice(-3), [good.seq, boom.seq, onTop.seq], "the three batches shared one transaction");
+    assert.equal(replies[0]!.ok, true);
+    assert.equal(replies[1]!.ok, false);
+    assert.match((replies[1] as { message: string }).message, /refused by test trigger/);
+    assert.equal(replies[2]!.ok, false);
+    assert.equal((replies[2] as { conflict: boolean }).conflict, true, "prepared on the failed batch");
+    version += 1n;
+    // Only the first and the good batch took effect: the in-memory accounts go back to what the good one left.
+    Object.assign(bank, afterGood.bank);
+    Object.assign(shop, afterGood.shop);
+    assert.deepEqual(stored("bank"), { debits_posted: bank.debitsPosted, credits_posted: bank.creditsPosted, last_ts: bank.lastTs, transfer_count: bank.transferCount });
+    assert.deepEqual(stored("shop"), { debits_posted: shop.debitsPosted, credits_posted: shop.creditsPosted, last_ts: shop.lastTs, transfer_count: shop.transferCount });
+    assert.equal(stored("bank").debits_posted, 22n + 1n + 3n);
   } finally {
+    if (other.inTransaction) other.exec("rollback");
     other.exec("drop trigger refuse_boom");
     other.close();
   }
