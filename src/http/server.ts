@@ -14,7 +14,7 @@ import { ApiError, UnavailableError } from "../kernel/errors.ts";
 import type { Limits } from "../kernel/config.ts";
 import { ulid } from "../kernel/ids.ts";
 import type { CoreMetrics, MetricsRegistry } from "../ops/metrics.ts";
-import { hasScope, type ApiKeyStore, type Principal, type Scope } from "./api-keys.ts";
+import { hasScope, type ApiKeyStore, type Principal, type Scope, type Verification } from "./api-keys.ts";
 import { errorBody, sendError } from "./errors.ts";
 import type { HttpSecurity } from "./security.ts";
 import { stringifyJson } from "./json.ts";
@@ -112,20 +112,10 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(request, "not_found", `no route for ${request.method} ${shortPath(request.url)}`)));
 
   const security = deps.security;
-  app.addHook("onRequest", async (request, reply) => {
-    reply.header("X-Request-Id", String(request.id));
-    security.onRequest(request, reply);
-    if (deps.isShuttingDown() && request.url !== "/healthz") {
-      reply.header("Connection", "close");
-      throw new UnavailableError("the server is shutting down; retry against another instance", 1);
-    }
-    const scope = request.routeOptions.config?.scope;
-    const authenticated = request.routeOptions.config?.authenticated === true;
-    if (!scope && !authenticated) return;
-    const header = request.headers.authorization;
-    const match = typeof header === "string" ? /^Bearer ([\x21-\x7e]+)$/.exec(header) : null;
-    if (!match) throw new ApiError("unauthenticated", "send an API key: Authorization: Bearer <key>");
-    const verification = await deps.keys.check(match[1]!);
+  // The hooks run on every request, so each has a synchronous path for the common case (a cached
+  // key, no signature, no Idempotency-Key) and awaits only when there is something to wait for:
+  // an async hook costs a promise and a turn of the microtask queue per request, every time.
+  const admit = (request: FastifyRequest, verification: Verification, scope: Scope | undefined): void => {
     if (verification.kind !== "valid") {
       security.keyRejected(request, verification);
       throw new ApiError("unauthenticated", "the API key is unknown, expired or revoked");
@@ -134,14 +124,46 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
     security.admitKey(request, principal);
     if (scope && !hasScope(principal, scope)) throw new ApiError("forbidden", `this key lacks the ${scope} scope`);
     request.principal = principal;
+  };
+  app.addHook("onRequest", (request, reply, done) => {
+    reply.header("X-Request-Id", String(request.id));
+    security.onRequest(request, reply);
+    if (deps.isShuttingDown() && request.url !== "/healthz") {
+      reply.header("Connection", "close");
+      throw new UnavailableError("the server is shutting down; retry against another instance", 1);
+    }
+    const config = request.routeOptions.config;
+    const scope = config?.scope;
+    if (!scope && config?.authenticated !== true) return done();
+    const header = request.headers.authorization;
+    const match = typeof header === "string" ? /^Bearer ([\x21-\x7e]+)$/.exec(header) : null;
+    if (!match) throw new ApiError("unauthenticated", "send an API key: Authorization: Bearer <key>");
+    const known = deps.keys.known(match[1]!);
+    if (known !== null) {
+      admit(request, known, scope);
+      return done();
+    }
+    deps.keys.check(match[1]!).then((verification) => {
+      try {
+        admit(request, verification, scope);
+      } catch (error) {
+        return done(error as Error);
+      }
+      done();
+    }, done);
   });
 
   // preValidation, not preHandler: a request that fails schema validation is answered (and its
   // 400 stored for replay) like any other. Signatures are checked here first: once the raw body
   // is read and before anything (an idempotency record) is written for the request.
-  app.addHook("preValidation", async (request, reply) => {
+  app.addHook("preValidation", (request, reply, done) => {
     const caller = request.principal;
-    if (caller && (caller.requireSignature || request.headers["tally-signature"] !== undefined)) await security.checkSignature(request, caller);
+    const signed = caller !== undefined && (caller.requireSignature || request.headers["tally-signature"] !== undefined);
+    if (!signed && (request.method !== "POST" || request.headers["idempotency-key"] === undefined)) return done();
+    preValidation(request, reply, signed).then(() => done(), done);
+  });
+  const preValidation = async (request: FastifyRequest, reply: FastifyReply, signed: boolean): Promise<void> => {
+    if (signed) await security.checkSignature(request, request.principal!);
     if (request.method !== "POST") return;
     const key = request.headers["idempotency-key"];
     if (key === undefined) return;
@@ -156,18 +178,22 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
         request.idempotency = { principal, key, hash, completed: false };
         return;
       case "replay":
-        return reply.code(begun.status).header("Idempotent-Replayed", "true").type("application/json; charset=utf-8").send(begun.body);
+        reply.code(begun.status).header("Idempotent-Replayed", "true").type("application/json; charset=utf-8").send(begun.body);
+        return;
       case "reused":
         throw new ApiError("idempotency_key_reused", "this Idempotency-Key was used with a different request");
       case "in_use":
         throw new ApiError("idempotency_key_in_use", "a request with this Idempotency-Key is still in progress; retry later");
     }
-  });
+  };
 
-  app.addHook("onSend", async (request, reply, payload) => {
+  app.addHook("onSend", (request, reply, payload, done) => {
     const idem = request.idempotency;
-    if (!idem) return payload;
+    if (!idem) return done(null, payload);
     request.idempotency = undefined;
+    completeIdempotency(request, reply, payload, idem).then(() => done(null, payload), done);
+  });
+  const completeIdempotency = async (request: FastifyRequest, reply: FastifyReply, payload: unknown, idem: NonNullable<FastifyRequest["idempotency"]>): Promise<void> => {
     const status = reply.statusCode;
     // The response a unit of work rendered was stored by its commit; a 5xx means it never committed.
     if (request.rendered !== undefined && status < 500) idem.completed = true;
@@ -181,10 +207,9 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
       // A 5xx is not stored: the client may retry with the same key.
       await deps.idempotency.release(idem.principal, idem.key, idem.completed);
     }
-    return payload;
-  });
+  };
 
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     const status = reply.statusCode;
     if (status === 401 || status === 404) security.onResponse(request, status);
     const route = request.routeOptions.url ?? "unmatched";
@@ -193,6 +218,7 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
       route,
       status: `${Math.floor(reply.statusCode / 100)}xx`,
     });
+    done();
   });
 
   await app.register(swagger, {

@@ -66,6 +66,11 @@ const ACCOUNT_CACHE_MAX = 1_000_000;
  * commits all that wait in one transaction, so a deeper pipeline means fewer fsyncs.
  */
 const COMMITS_IN_FLIGHT_MAX = 16;
+/**
+ * While commits are in flight, fewer transfers than this wait for one to land before they are
+ * prepared as the next batch (pipelined stores only; see `schedule`).
+ */
+const COALESCE_TRANSFERS_MIN = 1024;
 
 export class PostingEngine {
   private queue: Op[] = [];
@@ -171,7 +176,11 @@ export class PostingEngine {
 
   private schedule(): void {
     if (this.wake) {
-      // The writer is waiting only for commits to land; new work goes in the next batch now.
+      // Commits are in flight. A small batch prepared now would only wait behind them at the
+      // writer: let requests gather until a commit lands, so they share one batch (a batch per
+      // request cost more than the request's own transfer). Enough waiting work to be worth
+      // preparing while the writer is busy, or a batch to redo, goes now.
+      if (this.queuedTransfers < COALESCE_TRANSFERS_MIN && this.retries.length === 0) return;
       const wake = this.wake;
       this.wake = null;
       setImmediate(wake);

@@ -116,3 +116,28 @@ test("a batch that fails at the writer is redone op by op; accounts created arou
     other.close();
   }
 });
+
+test("requests that arrive one by one while a commit is in flight gather into one batch", async () => {
+  const batches = async () => Number(/^tally_ledger_batch_transfers_count (\d+)$/m.exec((await app.request("GET", "/metrics")).text)![1]);
+  const before = await batches();
+  const other = new BetterSqlite3(app.tally.db.sqlitePath!);
+  try {
+    // The first batch's commit waits for this lock, so it is in flight for as long as the test wants.
+    other.exec("begin immediate");
+    const first = app.tally.engine.submitTransfers(null, [transfer("gather-0")]);
+    await nextTurn();
+    await nextTurn();
+    // Each arrives on a turn of its own, as requests from separate connections do.
+    const later: Array<Promise<unknown>> = [];
+    for (let i = 1; i <= 5; i++) {
+      later.push(app.tally.engine.submitTransfers(null, [transfer(`gather-${i}`)]));
+      await nextTurn();
+    }
+    other.exec("rollback");
+    const results = (await Promise.all([first, ...later])) as Array<Array<{ result: string }>>;
+    assert.deepEqual(results.map((o) => o[0]!.result), Array(6).fill("created"));
+  } finally {
+    other.close();
+  }
+  assert.equal((await batches()) - before, 2, "the first request's batch, then one batch for the five that waited");
+});
