@@ -20,6 +20,10 @@ import { figure, fmt, repeat, type Figure } from "./stats.ts";
 
 const quick = process.argv.includes("--quick");
 const skipPostgres = process.argv.includes("--no-postgres");
+// `--only=http,growth`: run only these sections (sqlite, postgres, http, payments, notices, vault,
+// growth), each with the ceilings it is compared with.
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",") ?? null;
+const wants = (section: string): boolean => only === null || only.includes(section);
 const reps = quick ? 1 : 3;
 const engineTransfers = quick ? 40_000 : 163_800;
 const httpSeconds = quick ? 3 : 10;
@@ -67,21 +71,38 @@ async function main(): Promise<void> {
   console.log("figure                        median       (min–max over runs)   ratio\n");
 
   // Ceilings.
-  record("ceiling_sqlite_tps", await repeat(reps, async () => sqliteCeiling(8190, engineTransfers)));
-  record("ceiling_sqlite_b1_tps", figure([sqliteCeiling(1, quick ? 2_000 : 5_000)]));
-  const pg = await pgUrl();
+  if (wants("sqlite")) {
+    record("ceiling_sqlite_tps", await repeat(reps, async () => sqliteCeiling(8190, engineTransfers)));
+    record("ceiling_sqlite_b1_tps", figure([sqliteCeiling(1, quick ? 2_000 : 5_000)]));
+  }
+  const pg = wants("postgres") ? await pgUrl() : null;
   if (pg) record("ceiling_pg_batch_tps", await repeat(reps, () => postgresCeiling(pg.url, 1000, quick ? 20_000 : 100_000)));
-  else record("ceiling_pg_batch_tps", null);
+  else if (wants("postgres")) record("ceiling_pg_batch_tps", null);
 
-  const echo = await startProcess("bench/echo-server.ts", [], {}, null);
-  try {
-    await load(echo.url, "/echo", 64, 1, transferBody); // warm-up
-    record("ceiling_http_echo_rps", await repeat(reps, async () => (await load(echo.url, "/echo", 64, httpSeconds, transferBody)).requests.average));
-  } finally {
-    await echo.stop();
+  if (wants("http") || wants("payments")) {
+    const echo = await startProcess("bench/echo-server.ts", [], {}, null);
+    try {
+      await load(echo.url, "/echo", 64, 1, transferBody); // warm-up
+      record("ceiling_http_echo_rps", await repeat(reps, async () => (await load(echo.url, "/echo", 64, httpSeconds, transferBody)).requests.average));
+    } finally {
+      await echo.stop();
+    }
   }
 
-  // The engine in-process on SQLite.
+  if (wants("sqlite")) await sqliteSection();
+  if (wants("postgres")) await postgresSection(pg);
+  if (wants("http")) await httpSection();
+  if (wants("payments")) await paymentsSection();
+  if (wants("notices")) await noticesSection();
+  if (wants("vault")) await vaultSection();
+  if (wants("growth")) await growthSection();
+
+  console.log(`\n(${BENCH_ACCOUNTS.toLocaleString("en-US")} accounts in-process; 1,000 over HTTP; engine requests of 8190 unless named b100/b1)`);
+  console.log(JSON.stringify({ bench: "tally", quick, node: process.version, ...results }));
+}
+
+/** The engine in-process on SQLite. */
+async function sqliteSection(): Promise<void> {
   const sqlite = await openEngine(null);
   try {
     await engineThroughput(sqlite.engine, ENGINE_IN_FLIGHT, 8190, false); // warm-up
@@ -111,7 +132,10 @@ async function main(): Promise<void> {
     await sqlite.close();
   }
 
-  // The engine in-process on PostgreSQL.
+}
+
+/** The engine in-process on PostgreSQL, in one process and in two. */
+async function postgresSection(pg: { url: string; drop(): Promise<void> } | null): Promise<void> {
   if (pg) {
     const postgres = await openEngine(pg.url);
     try {
@@ -130,7 +154,10 @@ async function main(): Promise<void> {
     for (const name of ["engine_pg_tps", "engine_pg_hot_tps", "engine_pg_2proc_tps", "engine_pg_2proc_hot_tps"]) record(name, null);
   }
 
-  // Over HTTP: one Tally process on SQLite, 64 connections.
+}
+
+/** Over HTTP: one Tally process on SQLite, 64 connections. */
+async function httpSection(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "tally-bench-http-"));
   const tally = await startProcess(
     "src/cli/main.ts",
@@ -179,7 +206,10 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  // Payments over HTTP with the simulator channel: create + pay, 32 clients at once.
+}
+
+/** Payments over HTTP with the simulator channel: create + pay, 32 clients at once. */
+async function paymentsSection(): Promise<void> {
   const payDir = mkdtempSync(join(tmpdir(), "tally-bench-pay-"));
   const payServer = await startProcess(
     "src/cli/main.ts",
@@ -205,7 +235,10 @@ async function main(): Promise<void> {
     rmSync(payDir, { recursive: true, force: true });
   }
 
-  // Custody notices: parsed and matched per second, and the peak memory of the large notice.
+}
+
+/** Custody notices: parsed and matched per second, and the peak memory of the large notice. */
+async function noticesSection(): Promise<void> {
   const notices = await noticeThroughput(quick ? 10_000 : 100_000);
   record("notices_camt053_268_parse_entries_per_s", figure([notices.statement268ParsePerS]));
   record("notices_camt053_268_reconcile_entries_per_s", figure([notices.statement268ReconcilePerS]));
@@ -213,11 +246,17 @@ async function main(): Promise<void> {
   record(`notices_camt054_${notices.noticeEntries / 1000}k_peak_heap_mb`, figure([notices.noticePeakHeapMb]));
   record(`notices_camt054_${notices.noticeEntries / 1000}k_peak_rss_mb`, figure([notices.noticePeakRssMb]));
 
-  // The vault: encrypt, decrypt and blind indexes per second, both suites, and lookups by index.
+}
+
+/** The vault: encrypt, decrypt and blind indexes per second, both suites, and lookups by index. */
+async function vaultSection(): Promise<void> {
   const vault = await vaultThroughput({ msPerFigure: quick ? 500 : 2000, lookupRows: quick ? 20_000 : 100_000 });
   for (const [name, value] of Object.entries(vault)) record(name, figure([value as number]));
 
-  // Growth: throughput and query latency as the ledger fills (SQLite, 10 000 accounts).
+}
+
+/** Growth: throughput and query latency as the ledger fills (SQLite, 10 000 accounts). */
+async function growthSection(): Promise<void> {
   const growthMax = Number(process.env.TALLY_BENCH_GROWTH_MAX ?? (quick ? 100_000 : 1_000_000));
   const sizes = [10_000, 100_000, 1_000_000, 10_000_000].filter((n) => n <= growthMax);
   console.log(`\ngrowth (stored transfers → engine tps over the last 81,900; median query µs):`);
@@ -229,9 +268,6 @@ async function main(): Promise<void> {
       `  ${p.size.toLocaleString("en-US").padStart(11)} stored: ${fmt(p.tps).padStart(8)} tps   balance?at= ${fmt(p.balanceAtUs.median)} µs (max ${fmt(p.balanceAtUs.max)})   history page ${fmt(p.historyUs.median)} µs (max ${fmt(p.historyUs.max)})`,
     );
   });
-
-  console.log(`\n(${BENCH_ACCOUNTS.toLocaleString("en-US")} accounts in-process; 1,000 over HTTP; engine requests of 8190 unless named b100/b1)`);
-  console.log(JSON.stringify({ bench: "tally", quick, node: process.version, ...results }));
 }
 
 main().then(
