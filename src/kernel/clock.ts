@@ -26,8 +26,22 @@ export class ManualClock implements Clock {
   setMs(ms: number): void { this.us = BigInt(ms) * 1000n; }
 }
 
+// The formatted second of the last timestamp: answers format many timestamps of the same second.
+let cachedSecond = -1;
+let cachedPrefix = "";
+
 /** RFC 3339 in UTC with microseconds: 2023-03-24T08:42:00.123456Z. */
 export function formatTimestampUs(us: bigint): string {
+  const n = Number(us);
+  if (n >= 0 && n <= Number.MAX_SAFE_INTEGER) {
+    // Exact in a double (up to the year 2255): the second's text is reused, the fraction appended.
+    const second = Math.floor(n / 1_000_000);
+    if (second !== cachedSecond) {
+      cachedPrefix = new Date(second * 1000).toISOString().slice(0, 20); // YYYY-MM-DDTHH:MM:SS.
+      cachedSecond = second;
+    }
+    return `${cachedPrefix}${String(n - second * 1_000_000).padStart(6, "0")}Z`;
+  }
   const ms = us / 1000n;
   const micros = us % 1000n;
   const iso = new Date(Number(ms)).toISOString(); // ...HH:MM:SS.mmmZ
