@@ -64,7 +64,7 @@ export function hashKey(key: string): string {
   return hash("sha256", key, "hex");
 }
 
-/** Compares two digests in time that depends only on their length. */
+/** Compares two digests (or keys) in time that depends only on their lengths. */
 function sameDigest(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;
@@ -120,6 +120,8 @@ export class ApiKeyStore {
   /** Lookups in flight, so that a burst on an expired cache entry reads the database once. */
   private readonly pending = new Map<string, Promise<Verification>>();
   private readonly adminKeyHash: string | null;
+  private lastPresented = "";
+  private lastDigest = "";
   private readonly admin: Verification = {
     kind: "valid",
     principal: { keyId: "admin", merchantId: null, scopes: new Set(["*"]), requireSignature: false, signingSecret: null },
@@ -194,7 +196,16 @@ export class ApiKeyStore {
    */
   known(presented: string): Verification | null {
     if (presented.length === 0 || presented.length > 256) return { kind: "unknown" };
-    const hex = hashKey(presented);
+    // Most requests in a row carry the same key: the last key's digest is remembered, and a key
+    // is compared with the last in constant time (a plain !== would tell, by its timing, how many
+    // leading characters a guess shares with a key in use). The verification itself is cached by
+    // digest with its time limit, below. The key stays in memory only as long as requests carry it.
+    let hex = this.lastDigest;
+    if (!sameDigest(presented, this.lastPresented)) {
+      hex = hashKey(presented);
+      this.lastPresented = presented;
+      this.lastDigest = hex;
+    }
     if (this.adminKeyHash !== null && sameDigest(hex, this.adminKeyHash)) return this.admin;
     const cached = this.cache.get(hex);
     if (cached && cached.until > this.nowMs()) return cached.verification;

@@ -140,6 +140,24 @@ describe("auth, scopes, discovery and merchant isolation (sqlite)", () => {
     expectError(await req("GET", "/v1/ledger/accounts/bank", undefined, { key: key.key }), 401, "unauthenticated");
   });
 
+  test("keys that alternate, and a key one character off the key in use, are each told apart", async () => {
+    const reader = await app.tally.keys.create({ scopes: ["ledger:read"] });
+    const writer = await app.tally.keys.create({ scopes: ["ledger:write"] });
+    // The last key's digest is remembered: each switch must be noticed, whichever key came before.
+    for (let round = 0; round < 3; round++) {
+      assert.equal((await req("GET", "/v1/ledger/accounts/bank", undefined, { key: reader.key })).status, 200);
+      expectError(await req("GET", "/v1/ledger/accounts/bank", undefined, { key: writer.key }), 403, "forbidden");
+      expectError(await req("GET", "/v1/ledger/accounts/bank", undefined, { key: null }), 401, "unauthenticated");
+      assert.equal((await req("GET", "/v1/ledger/accounts/bank")).status, 200, "the admin key");
+    }
+    assert.equal((await req("GET", "/v1/ledger/accounts/bank", undefined, { key: reader.key })).status, 200);
+    const last = reader.key.at(-1) === "A" ? "B" : "A";
+    for (const near of [reader.key.slice(0, -1) + last, last + reader.key.slice(1), reader.key + "A", reader.key.slice(0, -1)]) {
+      expectError(await req("GET", "/v1/ledger/accounts/bank", undefined, { key: near }), 401, "unauthenticated");
+      assert.equal((await req("GET", "/v1/ledger/accounts/bank", undefined, { key: reader.key })).status, 200);
+    }
+  });
+
   test("a revoked key is 401 at once", async () => {
     const key = await app.tally.keys.create({ scopes: ["ledger:read", "ledger:write"] });
     assert.equal((await req("GET", "/v1/ledger/accounts/bank", undefined, { key: key.key })).status, 200, "used, so cached");
