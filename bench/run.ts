@@ -27,6 +27,10 @@ const wants = (section: string): boolean => only === null || only.includes(secti
 const reps = quick ? 1 : 3;
 const engineTransfers = quick ? 40_000 : 163_800;
 const httpSeconds = quick ? 3 : 10;
+// Servers are loaded this long before they are measured: the JIT was still compiling Tally's
+// request path after a few seconds (its compiler threads used 15-40 µs per request at 5 s of load
+// and 8 µs past 15 s), and the echo server gets the same time.
+const httpWarmUpSeconds = quick ? 1 : 5;
 const ADMIN_KEY = "bench-admin-key";
 
 const results: Record<string, number | null> = {};
@@ -82,7 +86,7 @@ async function main(): Promise<void> {
   if (wants("http") || wants("payments")) {
     const echo = await startProcess("bench/echo-server.ts", [], {}, null);
     try {
-      await load(echo.url, "/echo", 64, 1, transferBody); // warm-up
+      await load(echo.url, "/echo", 64, httpWarmUpSeconds, transferBody); // warm-up
       record("ceiling_http_echo_rps", await repeat(reps, async () => (await load(echo.url, "/echo", 64, httpSeconds, transferBody)).requests.average));
     } finally {
       await echo.stop();
@@ -175,7 +179,7 @@ async function httpSection(): Promise<void> {
       });
       if (res.status !== 201) throw new Error(`account setup failed: ${res.status} ${await res.text()}`);
     }
-    await load(tally.url, "/v1/ledger/transfers", 64, 1, transferBody, auth);
+    await load(tally.url, "/v1/ledger/transfers", 64, httpWarmUpSeconds, transferBody, auth); // warm-up
     const single: number[] = [];
     const p99: number[] = [];
     for (let r = 0; r < reps; r++) {
@@ -195,7 +199,7 @@ async function httpSection(): Promise<void> {
         for (let i = 0; i < batchSize; i++) items.push(transferBody());
         return `{"transfers":[${items.join(",")}]}`;
       };
-      await closedLoop(batchUrl, 4, 1, batchBody, auth); // warm-up
+      await closedLoop(batchUrl, 4, httpWarmUpSeconds, batchBody, auth); // warm-up
       const rates: number[] = [];
       for (let r = 0; r < reps; r++) {
         const res = await closedLoop(batchUrl, 4, httpSeconds, batchBody, auth);
