@@ -13,7 +13,7 @@ import type { IdempotencyStore, StoredResponse } from "../db/idempotency.ts";
 import { ApiError, UnavailableError } from "../kernel/errors.ts";
 import type { Limits } from "../kernel/config.ts";
 import { ulid } from "../kernel/ids.ts";
-import type { CoreMetrics, MetricsRegistry } from "../ops/metrics.ts";
+import type { CoreMetrics, HistogramSeries, MetricsRegistry } from "../ops/metrics.ts";
 import { hasScope, type ApiKeyStore, type Principal, type Scope, type Verification } from "./api-keys.ts";
 import { errorBody, sendError } from "./errors.ts";
 import type { HttpSecurity } from "./security.ts";
@@ -209,15 +209,23 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
     }
   };
 
+  // The duration histogram's series by route, method and status class, found without building a
+  // label set per request (that showed as 2 % of a small request's time).
+  const durationSeries = new Map<string, Map<string, Array<HistogramSeries | undefined>>>();
   app.addHook("onResponse", (request, reply, done) => {
     const status = reply.statusCode;
     if (status === 401 || status === 404) security.onResponse(request, status);
     const route = request.routeOptions.url ?? "unmatched";
-    deps.core.httpDuration.observe(reply.elapsedTime / 1000, {
-      method: request.method,
-      route,
-      status: `${Math.floor(reply.statusCode / 100)}xx`,
-    });
+    let byMethod = durationSeries.get(route);
+    if (byMethod === undefined) durationSeries.set(route, (byMethod = new Map()));
+    let byClass = byMethod.get(request.method);
+    if (byClass === undefined) byMethod.set(request.method, (byClass = []));
+    const statusClass = Math.floor(status / 100);
+    let series = byClass[statusClass];
+    if (series === undefined) {
+      series = byClass[statusClass] = deps.core.httpDuration.labelled({ method: request.method, route, status: `${statusClass}xx` });
+    }
+    series.observe(reply.elapsedTime / 1000);
     done();
   });
 

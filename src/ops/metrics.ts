@@ -69,19 +69,36 @@ export class Gauge implements Metric {
   }
 }
 
+/** One label set of a histogram: observing through it skips finding the set by its labels. */
+export class HistogramSeries {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+  constructor(private readonly buckets: readonly number[]) {
+    this.counts = new Array(buckets.length).fill(0);
+  }
+  observe(value: number): void {
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) this.counts[i]!++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
 export class Histogram implements Metric {
-  private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
+  private readonly series = new Map<string, HistogramSeries>();
   constructor(readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
   observe(value: number, labels: Labels = {}): void {
+    this.labelled(labels).observe(value);
+  }
+  /** The series of a label set, for callers that observe the same set many times. */
+  labelled(labels: Labels): HistogramSeries {
     const key = labelKey(labels);
     let s = this.series.get(key);
     if (!s) {
-      s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
+      s = new HistogramSeries(this.buckets);
       this.series.set(key, s);
     }
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
-    s.sum += value;
-    s.count++;
+    return s;
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];

@@ -186,6 +186,22 @@ describe("auth, scopes, discovery and merchant isolation (sqlite)", () => {
     }
   });
 
+  test("request durations are counted by route, method and status class", async () => {
+    const count = async (labels: string) => {
+      const text = (await req("GET", "/metrics")).text;
+      const escaped = labels.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+      return Number(new RegExp(`^tally_http_request_duration_seconds_count\\{${escaped}\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+    };
+    const created = 'method="POST",route="/v1/ledger/transfers",status="2xx"';
+    const refused = 'method="POST",route="/v1/ledger/transfers",status="4xx"';
+    const read = 'method="GET",route="/v1/ledger/transfers/:id",status="4xx"';
+    const before = [await count(created), await count(refused), await count(read)];
+    for (let i = 0; i < 3; i++) assert.equal((await req("POST", "/v1/ledger/transfers", transfer(`timed-${i}`, "bank", "wallet", 1))).status, 201);
+    expectError(await req("POST", "/v1/ledger/transfers", { id: "timed-bad" }), 400, "validation_failed");
+    for (let i = 0; i < 2; i++) expectError(await req("GET", `/v1/ledger/transfers/no-such-${i}`), 404, "not_found");
+    assert.deepEqual([await count(created), await count(refused), await count(read)], [before[0]! + 3, before[1]! + 1, before[2]! + 2]);
+  });
+
   test("/healthz, /readyz, /openapi.json and /docs need no key", async () => {
     const health = await req("GET", "/healthz", undefined, { key: null });
     assert.equal(health.status, 200);
