@@ -194,11 +194,12 @@ async function httpSection(): Promise<void> {
     // and TigerBeetle's batches), and at 2000, the size earlier runs used.
     const batchUrl = `${tally.url}/v1/ledger/transfers/batch`;
     const batchRate = async (batchSize: number): Promise<Figure> => {
-      const batchBody = () => {
-        const items: string[] = [];
-        for (let i = 0; i < batchSize; i++) items.push(transferBody());
-        return `{"transfers":[${items.join(",")}]}`;
-      };
+      // The body is made once with a mark where each id's request part goes, and each request
+      // fills it in with one replaceAll: the load generator shares the machine's two cores with
+      // the server, and writing 8190 transfers one by one took it about 2 µs per transfer.
+      const template = `{"transfers":[${Array.from({ length: batchSize }, (_, i) => transferBody().replace(/"id":"[^"]*"/, `"id":"\u0001-${i}"`)).join(",")}]}`;
+      let request = 0;
+      const batchBody = () => template.replaceAll("\u0001", `b${process.pid}-${batchSize}-${request++}`);
       await closedLoop(batchUrl, 4, httpWarmUpSeconds, batchBody, auth); // warm-up
       const rates: number[] = [];
       for (let r = 0; r < reps; r++) {
