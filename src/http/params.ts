@@ -40,12 +40,22 @@ export function metadataText(value: Record<string, unknown> | undefined, param: 
   return text === "{}" ? undefined : text;
 }
 
+const MAX_SAFE_BIGINT = BigInt(MAX_SAFE);
+
+/** A schema-valid amount in minor units, or null when it is out of range. */
+export function amountOf(value: number | string): bigint | null {
+  const amount = BigInt(value);
+  return amount < 1n || amount > MAX_SAFE_BIGINT ? null : amount;
+}
+
+export function amountOutOfRange(param: string): ApiError {
+  return new ApiError("validation_failed", `${param} must be between 1 and 2^53 - 1 minor units`, param);
+}
+
 export function parseAmount(value: number | string | undefined, param: string): bigint | undefined {
   if (value === undefined) return undefined;
-  const amount = typeof value === "string" ? BigInt(value) : BigInt(value);
-  if (amount < 1n || amount > BigInt(MAX_SAFE)) {
-    throw new ApiError("validation_failed", `${param} must be between 1 and 2^53 - 1 minor units`, param);
-  }
+  const amount = amountOf(value);
+  if (amount === null) throw amountOutOfRange(param);
   return amount;
 }
 

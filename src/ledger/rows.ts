@@ -35,9 +35,16 @@ const BODY_FIXED = 78;
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
+/** The length of a short ASCII text (its UTF-8 bytes are its char codes), or -1 when it is not. */
+function asciiLength(text: string): number {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return -1;
+  return text.length;
+}
+
 /** Bytes the body of `t` takes. */
 export function transferBodySize(t: Transfer): number {
-  let n = BODY_FIXED + 1 + Buffer.byteLength(t.currency);
+  const ascii = asciiLength(t.currency);
+  let n = BODY_FIXED + 1 + (ascii >= 0 ? ascii : Buffer.byteLength(t.currency));
   if (t.pendingId !== null) n += 4 + Buffer.byteLength(t.pendingId);
   if (t.reference !== null) n += 4 + Buffer.byteLength(t.reference);
   if (t.metadata !== null) n += 4 + Buffer.byteLength(t.metadata);
@@ -61,7 +68,11 @@ export function writeTransferBody(t: Transfer, bytes: Uint8Array, view: DataView
   view.setBigInt64(at + 54, c.debitsPosted, true);
   view.setBigInt64(at + 62, c.creditsPending, true);
   view.setBigInt64(at + 70, c.creditsPosted, true);
-  const currency = utf8.encodeInto(t.currency, bytes.subarray(at + BODY_FIXED + 1)).written;
+  // Currencies are ASCII codes: copied byte by byte, without a view and a call into the encoder
+  // per transfer of a batch.
+  let currency = asciiLength(t.currency);
+  if (currency >= 0) for (let i = 0; i < currency; i++) bytes[at + BODY_FIXED + 1 + i] = t.currency.charCodeAt(i);
+  else currency = utf8.encodeInto(t.currency, bytes.subarray(at + BODY_FIXED + 1)).written;
   if (currency > 255) throw new Error("a currency code is at most 255 bytes");
   bytes[at + BODY_FIXED] = currency;
   // Each in turn, without an array per transfer (this runs for every transfer of a batch).

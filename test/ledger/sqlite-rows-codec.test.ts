@@ -129,3 +129,19 @@ test("a row body of an unknown format or cut short is refused, not misread", () 
   const truncatedText = transferBody(transfer(1, false));
   assert.throws(() => transferFromRow({ ...compactRow(transfer(1, false)), body: truncatedText.subarray(0, truncatedText.length - 3) }), /cut short/);
 });
+
+test("currencies of any text round-trip, ASCII or not, in a batch's buffer and alone", () => {
+  const currencies = ["", "CNY", "\u007f", "\u0080", "€", "ÄÖÜ", "中文😀", "A€B", "X".repeat(255)];
+  const transfers = currencies.map((currency, i) => ({ ...transfer(i, i % 2 === 1), currency }));
+  for (const t of transfers) assert.deepEqual(transferFromRow(compactRow(t)), t, JSON.stringify(t.currency));
+  const reader = new TransferRowReader(encodeTransfers(transfers));
+  const width = SQLITE_TRANSFER_COLUMNS.length;
+  const out: unknown[] = new Array(width);
+  transfers.forEach((t, r) => {
+    reader.read(r, out, 0);
+    assert.deepEqual(out, sqliteTransferValues(t), JSON.stringify(t.currency));
+    const row = Object.fromEntries(SQLITE_TRANSFER_COLUMNS.map((c, i) => [c, out[i]])) as unknown as CompactTransferRow;
+    assert.equal(transferFromRow(row).currency, t.currency);
+  });
+  assert.throws(() => transferBody({ ...transfers[0]!, currency: "€".repeat(100) }), /at most 255 bytes/);
+});
