@@ -269,12 +269,14 @@ export function registerLedgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps
     async (request, reply) => {
       const body = request.body as Static<typeof TransferBatch>;
       const inputs = body.transfers.map((t, i) => parseTransfer(t, i, limits));
-      // Ids and result codes are strings only: plain JSON.stringify, without the bigint-aware
-      // replacer (called once per key, it was the largest part of answering a batch of 2000).
-      const render = (outcomes: TransferOutcome[]): StoredResponse => ({
-        status: 200,
-        body: JSON.stringify({ results: outcomes.map((o, i) => ({ id: inputs[i]!.id, result: o.result })) }),
-      });
+      // Ids and result codes are strings only: written out directly, without the bigint-aware
+      // replacer (called once per key, it was the largest part of answering a batch of 2000) and
+      // without an object per transfer to stringify.
+      const render = (outcomes: TransferOutcome[]): StoredResponse => {
+        const parts = new Array<string>(outcomes.length);
+        for (let i = 0; i < outcomes.length; i++) parts[i] = `{"id":${JSON.stringify(inputs[i]!.id)},"result":"${outcomes[i]!.result}"}`;
+        return { status: 200, body: `{"results":[${parts.join(",")}]}` };
+      };
       const outcomes = await engine.submitTransfers(merchantOf(request), inputs, unitOfWorkHook(deps, request, render));
       return sendRendered(reply, request.rendered ?? render(outcomes));
     },
