@@ -70,7 +70,7 @@ const COMMITS_IN_FLIGHT_MAX = 16;
  * While commits are in flight, fewer transfers than this wait for one to land before they are
  * prepared as the next batch (pipelined stores only; see `schedule`).
  */
-const COALESCE_TRANSFERS_MIN = 1024;
+const COALESCE_TRANSFERS_MIN = 256;
 
 export class PostingEngine {
   private queue: Op[] = [];
