@@ -187,7 +187,8 @@ export class ApiKeyStore {
 
   /** What a presented key is: valid (with its principal), unknown, expired or revoked. */
   async check(presented: string): Promise<Verification> {
-    return this.known(presented) ?? this.read(presented);
+    // known() leaves the presented key's digest as the last one.
+    return this.known(presented) ?? this.read(presented, this.lastDigest);
   }
 
   /**
@@ -212,8 +213,7 @@ export class ApiKeyStore {
     return null;
   }
 
-  private read(presented: string): Promise<Verification> {
-    const hex = hashKey(presented);
+  private read(presented: string, hex: string): Promise<Verification> {
     let lookup = this.pending.get(hex);
     if (!lookup) {
       lookup = this.lookUp(presented, hex).finally(() => this.pending.delete(hex));

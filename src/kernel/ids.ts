@@ -28,8 +28,6 @@ export function ulid(nowMs: number = Date.now()): string {
       poolAt = 0;
     }
     lastRandom.set(pool.subarray(poolAt, poolAt + 10));
-    // Used bytes are overwritten, so no two ids share randomness through the pool.
-    pool.fill(0, poolAt, poolAt + 10);
     poolAt += 10;
   }
   let out = "";

@@ -95,29 +95,32 @@ export function parseTransfer(body: Static<typeof TransferCreate>, index: number
   // No closure here: under tsx every closure created is also named at run time (esbuild's
   // keepNames), which showed in profiles of batches.
   const p = fieldName;
-  const prefix = index;
   const isPost = body.post_pending_id !== undefined;
   const isVoid = body.void_pending_id !== undefined;
-  if (isPost && isVoid) throw new ApiError("validation_failed", "post_pending_id and void_pending_id exclude each other", p(prefix, "void_pending_id"));
+  if (isPost && isVoid) throw new ApiError("validation_failed", "post_pending_id and void_pending_id exclude each other", p(index, "void_pending_id"));
   if ((isPost || isVoid) && body.pending) {
-    throw new ApiError("validation_failed", "a transfer that posts or voids a hold cannot itself be pending", p(prefix, "pending"));
+    throw new ApiError("validation_failed", "a transfer that posts or voids a hold cannot itself be pending", p(index, "pending"));
   }
-  if (body.timeout_seconds && !body.pending) throw new ApiError("validation_failed", "timeout_seconds needs pending: true", p(prefix, "timeout_seconds"));
+  if (body.timeout_seconds && !body.pending) throw new ApiError("validation_failed", "timeout_seconds needs pending: true", p(index, "timeout_seconds"));
   if (!isPost && !isVoid) {
     for (const field of ["debit_account_id", "credit_account_id", "amount", "currency"] as const) {
-      if (body[field] === undefined) throw new ApiError("validation_failed", `${p(prefix, field)} is required`, p(prefix, field));
+      if (body[field] === undefined) throw new ApiError("validation_failed", `${p(index, field)} is required`, p(index, field));
     }
   }
   if (body.currency !== undefined && !isCurrency(body.currency)) {
-    throw new ApiError("validation_failed", `${p(prefix, "currency")} is not a currency Tally knows`, p(prefix, "currency"));
+    throw new ApiError("validation_failed", `${p(index, "currency")} is not a currency Tally knows`, p(index, "currency"));
   }
-  const amount = body.amount === undefined ? null : amountOf(body.amount);
-  if (amount === null && body.amount !== undefined) throw amountOutOfRange(p(prefix, "amount"));
+  let amount: bigint | undefined;
+  if (body.amount !== undefined) {
+    const checked = amountOf(body.amount);
+    if (checked === null) throw amountOutOfRange(p(index, "amount"));
+    amount = checked;
+  }
   return {
     id: body.id,
     debitAccountId: body.debit_account_id,
     creditAccountId: body.credit_account_id,
-    amount: amount === null ? undefined : amount,
+    amount,
     currency: body.currency,
     code: body.code,
     pending: body.pending ?? false,
@@ -126,7 +129,7 @@ export function parseTransfer(body: Static<typeof TransferCreate>, index: number
     voidPendingId: body.void_pending_id,
     linked: body.linked ?? false,
     reference: body.reference,
-    metadata: body.metadata === undefined ? undefined : metadataText(body.metadata, p(prefix, "metadata"), limits),
+    metadata: body.metadata === undefined ? undefined : metadataText(body.metadata, p(index, "metadata"), limits),
   };
 }
 
