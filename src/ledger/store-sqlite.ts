@@ -27,7 +27,15 @@ export class SqliteLedgerStore implements LedgerStore {
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private seq = 0;
-  private readonly waiting = new Map<number, { resolve(): void; reject(e: Error): void }>();
+  private readonly waiting = new Map<number, { resolve(): void; reject(e: Error): void; wrote: { lastTs: bigint; version: bigint } | null }>();
+  /**
+   * The ledger state on disk as this process last read or wrote it (null: read it). The writer
+   * thread is the file's only ledger writer, so its own commits keep this exact and a batch
+   * starts without reading it back; any failed batch forgets it. Were another process to write
+   * the file after all, the writer's version check would refuse the batch prepared on the old
+   * state, and the redo reads the state afresh.
+   */
+  private disk: { lastTs: bigint; version: bigint } | null = null;
   /**
    * The overlay: batches not yet committed, oldest first, each with the transfers it wrote (new
    * ones by the engine's own map of the batch, and resolved holds). A read looks from the newest
@@ -79,9 +87,13 @@ export class SqliteLedgerStore implements LedgerStore {
 
   async begin(): Promise<BatchSession> {
     if (this.workerError) throw this.workerError;
-    const state = this.selectState.get() as { last_ts: bigint; version: bigint };
-    const lastTimestamp = this.pendingVersion !== null && this.pendingLastTs > state.last_ts ? this.pendingLastTs : state.last_ts;
-    const version = this.pendingVersion ?? state.version;
+    let disk = this.disk;
+    if (disk === null) {
+      const state = this.selectState.get() as { last_ts: bigint; version: bigint };
+      disk = this.disk = { lastTs: state.last_ts, version: state.version };
+    }
+    const lastTimestamp = this.pendingVersion !== null && this.pendingLastTs > disk.lastTs ? this.pendingLastTs : disk.lastTs;
+    const version = this.pendingVersion ?? disk.version;
     return {
       lastTimestamp,
       version,
@@ -167,7 +179,8 @@ export class SqliteLedgerStore implements LedgerStore {
         this.worker.ref();
         this.port.ref();
       }
-      this.waiting.set(seq, { resolve, reject });
+      // The writer updates the state row only when the version moves (see applyBatch).
+      this.waiting.set(seq, { resolve, reject, wrote: w.version !== w.expectVersion ? { lastTs: w.lastTs, version: w.version } : null });
       // A large buffer moves to the writer thread; a small one is cheaper to copy.
       this.port.postMessage(batch, rows.buffer.byteLength > MOVE_BUFFER_BYTES_MIN ? [rows.buffer] : undefined);
     });
@@ -196,6 +209,7 @@ export class SqliteLedgerStore implements LedgerStore {
       // batches, so this is the oldest batch of the overlay.
       const at = this.overlay.findIndex((b) => b.seq === reply.seq);
       if (at >= 0) this.overlay.splice(at, 1);
+      if (waiter.wrote !== null) this.disk = waiter.wrote;
       if (this.waiting.size === 0) {
         this.pendingVersion = null;
         // Every hold in flight is on disk now.
@@ -215,6 +229,7 @@ export class SqliteLedgerStore implements LedgerStore {
     }
     // Nothing of this batch, nor of any batch prepared on top of it, reached the database.
     this.invalidatedThrough = this.seq;
+    this.disk = null;
     this.overlay.length = 0;
     this.diskDeadlineUs = undefined;
     this.inFlightDeadlineUs = null;
@@ -229,6 +244,7 @@ export class SqliteLedgerStore implements LedgerStore {
 
   private failAll(error: Error): void {
     this.workerError ??= error;
+    this.disk = null;
     this.overlay.length = 0;
     this.diskDeadlineUs = undefined;
     this.inFlightDeadlineUs = null;

@@ -4,7 +4,11 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import BetterSqlite3 from "better-sqlite3";
+import { openDatabase } from "../../src/db/database.ts";
 import { ManualClock } from "../../src/kernel/clock.ts";
+import { defaultLimits } from "../../src/kernel/config.ts";
+import { PostingEngine } from "../../src/ledger/engine.ts";
+import { createLedgerStore } from "../../src/ledger/store.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 
 let app: TestApp;
@@ -140,4 +144,34 @@ test("requests that arrive one by one while a commit is in flight gather into on
     other.close();
   }
   assert.equal((await batches()) - before, 2, "the first request's batch, then one batch for the five that waited");
+});
+
+test("a batch starts from the ledger state its own commits left; another writer's commit is caught and the batch redone on the state it left", async () => {
+  const store = (app.tally.engine as unknown as { store: { selectState: { get(): unknown } } }).store;
+  const original = store.selectState;
+  let reads = 0;
+  store.selectState = { get: () => (reads++, original.get()) };
+  const second = openDatabase(`sqlite:${app.tally.db.sqlitePath!}`);
+  const other = new PostingEngine(createLedgerStore(second), clock, defaultLimits, undefined, "sqlite");
+  try {
+    const wallet = async () => BigInt((await app.request("GET", "/v1/ledger/accounts/wallet")).body.credits_posted);
+    assert.equal((await app.tally.engine.submitTransfers(null, [transfer("state-1")]))[0]!.result, "created");
+    const before = await wallet();
+    reads = 0;
+    assert.equal((await app.tally.engine.submitTransfers(null, [transfer("state-2")]))[0]!.result, "created");
+    assert.equal(reads, 0, "the state after its own commit was not read back");
+    // Another writer on the same file moves the version and the wallet's balance.
+    assert.equal((await other.submitTransfers(null, [transfer("state-other", { amount: 100n })]))[0]!.result, "created");
+    const [third] = await app.tally.engine.submitTransfers(null, [transfer("state-3")]);
+    assert.equal(third!.result, "created");
+    assert.ok(reads >= 1, "the refused batch was redone on a state read afresh");
+    assert.equal(third!.transfer!.creditAfter.creditsPosted, before + 110n, "its balance after counts the other writer's transfer");
+    assert.equal(await wallet(), before + 110n, "5 + 100 + 5: no update lost");
+    assert.equal((await app.tally.engine.submitTransfers(null, [transfer("state-4")]))[0]!.result, "created");
+    assert.equal(await wallet(), before + 115n);
+  } finally {
+    store.selectState = original;
+    await other.close();
+    await second.close();
+  }
 });
