@@ -323,38 +323,6 @@ export class PostingEngine {
       return (last = next > nowUs ? next : nowUs);
     };
 
-    // Load what the batch reads: due holds, referenced transfers, then every account involved.
-    const transfers = new Map<string, Transfer>();
-    const due = await session.dueHolds(nowUs, EXPIRIES_PER_BATCH_MAX);
-    for (const hold of due) transfers.set(hold.id, hold);
-    const transferIds = new Set<string>();
-    const newIds: string[] = [];
-    const accountIds = new Set<string>();
-    const verify = batch.some((op) => op.verify);
-    for (const hold of due) accountIds.add(hold.debitAccountId).add(hold.creditAccountId);
-    for (const op of batch) {
-      if (op.kind === "transfers") {
-        for (const t of op.inputs) {
-          if (!transfers.has(t.id)) newIds.push(t.id);
-          const pendingId = t.postPendingId ?? t.voidPendingId;
-          if (pendingId !== undefined && !transfers.has(pendingId)) transferIds.add(pendingId);
-          if (t.debitAccountId !== undefined) accountIds.add(t.debitAccountId);
-          if (t.creditAccountId !== undefined) accountIds.add(t.creditAccountId);
-        }
-      } else if (op.kind === "accounts") {
-        for (const a of op.inputs) accountIds.add(a.id);
-      }
-    }
-    for (const [id, t] of await session.findExisting(newIds, verify)) {
-      transfers.set(id, t);
-      accountIds.add(t.debitAccountId).add(t.creditAccountId);
-    }
-    for (const id of transfers.keys()) transferIds.delete(id);
-    for (const [id, t] of await session.loadTransfers(transferIds)) {
-      transfers.set(id, t);
-      // Posting or voiding takes omitted accounts from the referenced transfer, hold or not.
-      accountIds.add(t.debitAccountId).add(t.creditAccountId);
-    }
     // Never forget the cache while batches are in flight: it holds their balances, which the
     // disk does not have yet.
     if (session.fresh || session.version !== this.cacheVersion || (this.accountCache.size > ACCOUNT_CACHE_MAX && this.inFlight.size === 0)) {
@@ -362,9 +330,47 @@ export class PostingEngine {
     }
     const resets = this.cacheResets;
     const accounts = this.accountCache;
-    const missing: string[] = [];
-    for (const id of accountIds) if (!accounts.has(id)) missing.push(id);
-    if (missing.length > 0) for (const [id, a] of await session.loadAccounts(missing)) accounts.set(id, a);
+    // Load what the batch reads: due holds, referenced transfers, then the accounts involved that
+    // the cache lacks. Ids are checked against the cache as they are met: a set of every account
+    // id of the batch, built only to be checked, grew to thousands of entries per batch.
+    const missing = new Set<string>();
+    const transfers = new Map<string, Transfer>();
+    const due = await session.dueHolds(nowUs, EXPIRIES_PER_BATCH_MAX);
+    for (const hold of due) {
+      transfers.set(hold.id, hold);
+      if (!accounts.has(hold.debitAccountId)) missing.add(hold.debitAccountId);
+      if (!accounts.has(hold.creditAccountId)) missing.add(hold.creditAccountId);
+    }
+    const transferIds = new Set<string>();
+    const newIds: string[] = [];
+    const verify = batch.some((op) => op.verify);
+    for (const op of batch) {
+      if (op.kind === "transfers") {
+        for (const t of op.inputs) {
+          if (!transfers.has(t.id)) newIds.push(t.id);
+          const pendingId = t.postPendingId ?? t.voidPendingId;
+          if (pendingId !== undefined && !transfers.has(pendingId)) transferIds.add(pendingId);
+          if (t.debitAccountId !== undefined && !accounts.has(t.debitAccountId)) missing.add(t.debitAccountId);
+          if (t.creditAccountId !== undefined && !accounts.has(t.creditAccountId)) missing.add(t.creditAccountId);
+        }
+      } else if (op.kind === "accounts") {
+        for (const a of op.inputs) if (!accounts.has(a.id)) missing.add(a.id);
+      }
+    }
+    for (const [id, t] of await session.findExisting(newIds, verify)) {
+      transfers.set(id, t);
+      if (!accounts.has(t.debitAccountId)) missing.add(t.debitAccountId);
+      if (!accounts.has(t.creditAccountId)) missing.add(t.creditAccountId);
+    }
+    for (const id of transfers.keys()) transferIds.delete(id);
+    for (const [id, t] of await session.loadTransfers(transferIds)) {
+      transfers.set(id, t);
+      // Posting or voiding takes omitted accounts from the referenced transfer, hold or not.
+      if (!accounts.has(t.debitAccountId)) missing.add(t.debitAccountId);
+      if (!accounts.has(t.creditAccountId)) missing.add(t.creditAccountId);
+    }
+    if (this.cacheResets !== resets) throw new VersionConflictError("the account cache started over while the batch was prepared", true);
+    if (missing.size > 0) for (const [id, a] of await session.loadAccounts(missing)) accounts.set(id, a);
     if (this.cacheResets !== resets) throw new VersionConflictError("the account cache started over while the batch was prepared", true);
     const set: WorkingSet = { account: (id) => accounts.get(id), transfer: (id) => transfers.get(id) };
 
@@ -438,7 +444,7 @@ export class PostingEngine {
       transfers: effects.created,
       createdById: created,
       resolvedHolds: [...effects.resolvedHolds.values()].filter((h) => !created.has(h.id)),
-      balances: [...effects.touchedAccounts.values()].filter((a) => !newAccounts.has(a.id)),
+      balances: effects.touchedAccounts.filter((a) => !newAccounts.has(a.id)),
       checkpoints: effects.checkpoints,
       lastTs: last,
       expectVersion: session.version,
@@ -486,6 +492,7 @@ function createAccount(
     creditsPosted: 0n,
     lastTs: null,
     transferCount: 0n,
+    touchedBy: 0,
   };
   accounts.set(account.id, account);
   newAccounts.set(account.id, account);

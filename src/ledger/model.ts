@@ -31,6 +31,11 @@ export interface Account extends Balances {
   /** Timestamp of the latest transfer touching the account: the head of its history chain. */
   lastTs: bigint | null;
   transferCount: bigint;
+  /**
+   * The batch that last changed the account (its BatchEffects.mark), so a batch lists each
+   * account it changed once without a map keyed by id. Bookkeeping of the engine: 0 when read.
+   */
+  touchedBy: number;
 }
 
 /** Every this many transfers of an account, one is indexed as a checkpoint (see queries.ts). */
@@ -240,14 +245,28 @@ export interface BatchEffects {
   readonly created: Transfer[];
   /** Holds whose status changed (posted, voided or expired). */
   readonly resolvedHolds: Map<string, Transfer>;
-  /** Accounts whose balances changed; their final state. */
-  readonly touchedAccounts: Map<string, Account>;
+  /**
+   * Accounts whose balances changed, each once, in the order first changed; their final state.
+   * An array marked through `Account.touchedBy`, not a map by id: two map writes per transfer and
+   * the map's growth to thousands of entries showed in profiles of large batches.
+   */
+  readonly touchedAccounts: Account[];
   /** (account, transfer timestamp) pairs to index as history checkpoints. */
   readonly checkpoints: Array<{ accountId: string; ts: bigint }>;
+  /** This batch's mark, unique in the process. */
+  readonly mark: number;
 }
 
+let lastMark = 0;
+
 export function newEffects(): BatchEffects {
-  return { created: [], resolvedHolds: new Map(), touchedAccounts: new Map(), checkpoints: [] };
+  return { created: [], resolvedHolds: new Map(), touchedAccounts: [], checkpoints: [], mark: ++lastMark };
+}
+
+function touch(account: Account, effects: BatchEffects): void {
+  if (account.touchedBy === effects.mark) return;
+  account.touchedBy = effects.mark;
+  effects.touchedAccounts.push(account);
 }
 
 interface AccountSnapshot extends Balances {
@@ -489,8 +508,8 @@ function applyOne(
   const creditPrevTs = credit.lastTs;
   linkHistory(debit, ts, effects);
   linkHistory(credit, ts, effects);
-  effects.touchedAccounts.set(debit.id, debit);
-  effects.touchedAccounts.set(credit.id, credit);
+  touch(debit, effects);
+  touch(credit, effects);
 
   if (hold) {
     if (undo) {
@@ -568,6 +587,6 @@ export function expireHold(hold: Transfer, debit: Account, credit: Account, ts: 
   hold.status = "expired";
   hold.resolvedAt = ts;
   effects.resolvedHolds.set(hold.id, hold);
-  effects.touchedAccounts.set(debit.id, debit);
-  effects.touchedAccounts.set(credit.id, credit);
+  touch(debit, effects);
+  touch(credit, effects);
 }

@@ -211,6 +211,7 @@ export function accountFromRow(r: LedgerAccountsTable): Account {
     creditsPosted: big(r.credits_posted),
     lastTs: bigOrNull(r.last_ts),
     transferCount: big(r.transfer_count),
+    touchedBy: 0,
   };
 }
 

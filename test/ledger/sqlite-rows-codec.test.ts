@@ -64,7 +64,7 @@ test("balance rows decode with their id last and a null last_ts", () => {
   const account = (id: string, lastTs: bigint | null): Account => ({
     id, merchantId: null, currency: "CNY", code: 0, normalBalance: "credit",
     flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, owner: null, metadata: null,
-    createdAt: 1n, ...balances(3n), lastTs, transferCount: 12n,
+    createdAt: 1n, ...balances(3n), lastTs, transferCount: 12n, touchedBy: 0,
   });
   const accounts = [account("a", 5n), account("ünïcode-😀", null), account("", 2n ** 63n - 1n)];
   const seen: unknown[][] = [];
@@ -80,7 +80,7 @@ test("rows encoded into one buffer read back as rows encoded alone", () => {
   const accounts: Account[] = [0, 1, 2].map((i) => ({
     id: `acc-${i}`, merchantId: null, currency: "CNY", code: 0, normalBalance: "credit",
     flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, owner: null, metadata: null,
-    createdAt: 1n, ...balances(BigInt(i)), lastTs: i === 1 ? null : BigInt(i), transferCount: 1n,
+    createdAt: 1n, ...balances(BigInt(i)), lastTs: i === 1 ? null : BigInt(i), transferCount: 1n, touchedBy: 0,
   }));
   const both = structuredClone(encodeRows(transfers, accounts));
   const width = SQLITE_TRANSFER_COLUMNS.length;

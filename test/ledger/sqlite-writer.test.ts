@@ -26,7 +26,7 @@ const zero: Balances = { debitsPending: 0n, debitsPosted: 0n, creditsPending: 0n
 function account(id: string, balances: Balances = zero, lastTs: bigint | null = null, transferCount = 0n): Account {
   return {
     id, merchantId: null, currency: "CNY", code: 0, normalBalance: "credit", flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false },
-    owner: null, metadata: null, createdAt: T0, ...balances, lastTs, transferCount,
+    owner: null, metadata: null, createdAt: T0, ...balances, lastTs, transferCount, touchedBy: 0,
   };
 }
 
