@@ -274,10 +274,11 @@ export function registerLedgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps
       const inputs = body.transfers.map((t, i) => parseTransfer(t, i, limits));
       // Ids and result codes are strings only: written out directly, without the bigint-aware
       // replacer (called once per key, it was the largest part of answering a batch of 2000) and
-      // without an object per transfer to stringify.
+      // without an object per transfer to stringify. The schema holds every id to
+      // CLIENT_ID_PATTERN ([A-Za-z0-9_.:-]), which needs no escaping in JSON.
       const render = (outcomes: TransferOutcome[]): StoredResponse => {
         const parts = new Array<string>(outcomes.length);
-        for (let i = 0; i < outcomes.length; i++) parts[i] = `{"id":${JSON.stringify(inputs[i]!.id)},"result":"${outcomes[i]!.result}"}`;
+        for (let i = 0; i < outcomes.length; i++) parts[i] = `{"id":"${inputs[i]!.id}","result":"${outcomes[i]!.result}"}`;
         return { status: 200, body: `{"results":[${parts.join(",")}]}` };
       };
       const outcomes = await engine.submitTransfers(merchantOf(request), inputs, unitOfWorkHook(deps, request, render));

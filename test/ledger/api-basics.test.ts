@@ -51,6 +51,24 @@ for (const dialect of DIALECTS) {
       assert.equal((await app.request("GET", "/v1/ledger/transfers/h1")).body.status, "posted");
     });
 
+    test("the batch answer names each transfer by its id as sent, for every character an id may hold; an id that would need escaping is refused", async () => {
+      for (const id of ["ids-from", "ids-to"]) assert.equal((await app.request("POST", "/v1/ledger/accounts", { id, currency: "CNY" })).status, 201);
+      const ids = ["Az09_.:-", "x".repeat(64), "a:b.c-d_e", "-", "."];
+      const batch = await app.request("POST", "/v1/ledger/transfers/batch", {
+        transfers: ids.map((id) => ({ id, debit_account_id: "ids-from", credit_account_id: "ids-to", amount: 1, currency: "CNY" })),
+      });
+      assert.equal(batch.status, 200, batch.text);
+      assert.deepEqual(JSON.parse(batch.text).results, ids.map((id) => ({ id, result: "created" })));
+      for (const id of ['a"b', "a\\b", "a\u0001b", "a b", "ü", "a</script>"]) {
+        const res = await app.request("POST", "/v1/ledger/transfers/batch", {
+          transfers: [{ id, debit_account_id: "ids-from", credit_account_id: "ids-to", amount: 1, currency: "CNY" }],
+        });
+        assert.equal(res.status, 400, `${JSON.stringify(id)}: ${res.text}`);
+        assert.equal(res.body.error.code, "validation_failed");
+      }
+      assert.equal((await app.request("GET", "/v1/ledger/accounts/ids-to")).body.credits_posted, ids.length);
+    });
+
     test("an overdraft of a flagged account is refused and changes nothing", async () => {
       const res = await app.request("POST", "/v1/ledger/transfers", {
         id: "t-over", debit_account_id: "wallet", credit_account_id: "bank", amount: 951, currency: "CNY",
