@@ -245,6 +245,14 @@ export class PostingEngine {
     return this.queue.splice(0, take);
   }
 
+  /**
+   * A batch reads the account cache across awaits; a commit that fails meanwhile forgets it, and
+   * the batch, half prepared on accounts that vanished, is redone rather than answered.
+   */
+  private cacheUnchangedSince(resets: number): void {
+    if (this.cacheResets !== resets) throw new VersionConflictError("the account cache started over while the batch was prepared", true);
+  }
+
   private forgetCache(): void {
     this.accountCache.clear();
     this.cacheVersion = -1n;
@@ -369,9 +377,9 @@ export class PostingEngine {
       if (!accounts.has(t.debitAccountId)) missing.add(t.debitAccountId);
       if (!accounts.has(t.creditAccountId)) missing.add(t.creditAccountId);
     }
-    if (this.cacheResets !== resets) throw new VersionConflictError("the account cache started over while the batch was prepared", true);
+    this.cacheUnchangedSince(resets);
     if (missing.size > 0) for (const [id, a] of await session.loadAccounts(missing)) accounts.set(id, a);
-    if (this.cacheResets !== resets) throw new VersionConflictError("the account cache started over while the batch was prepared", true);
+    this.cacheUnchangedSince(resets);
     const set: WorkingSet = { account: (id) => accounts.get(id), transfer: (id) => transfers.get(id) };
 
     const effects: BatchEffects = newEffects();
@@ -430,7 +438,7 @@ export class PostingEngine {
       if (op.kind !== "tick" && op.hook) await (op.hook as BatchHook<unknown>)(tx, outcomes[i]);
     }
     const statements = this.recorder.take();
-    if (this.cacheResets !== resets) throw new VersionConflictError("the account cache started over while the batch was prepared", true);
+    this.cacheUnchangedSince(resets);
     this.lastTs = last;
     this.cacheVersion = version;
     const stats = { created: effects.created.length, expired: due.length, transfers: transferCount };
