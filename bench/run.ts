@@ -17,6 +17,7 @@ import { vaultThroughput } from "./vault.ts";
 import { startProcess } from "./server.ts";
 import { closedLoop } from "./closed-loop.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
+import { cpuSplit, threadTimes } from "./threads.ts";
 
 const quick = process.argv.includes("--quick");
 const skipPostgres = process.argv.includes("--no-postgres");
@@ -113,20 +114,39 @@ async function sqliteSection(): Promise<void> {
     // Each run beside a ceiling measured just before it: this machine's speed drifts over minutes
     // (seen here: the engine at 62 k early in a run and 94–108 k in the growth stages at its end),
     // and a ratio of figures taken far apart measures the drift as much as the engine.
+    // CPU per transfer of each thread is taken too (Linux): the engine's figure moves less than
+    // the bare ceiling's when the machine speeds up, and this shows which thread's time stays.
     const paired = async (hot: boolean) => {
       const tps: number[] = [];
       const ratios: number[] = [];
+      const cpu = { ceiling: [] as number[], main: [] as number[], writer: [] as number[], rest: [] as number[] };
       for (let r = 0; r < reps; r++) {
+        const t0 = threadTimes();
         const ceiling = sqliteCeiling(8190, engineTransfers);
+        const t1 = threadTimes();
         const t = await engineThroughput(sqlite.engine, engineTransfers, 8190, hot);
+        const t2 = threadTimes();
         tps.push(t);
         ratios.push(t / ceiling);
+        const bare = cpuSplit(t0, t1, engineTransfers);
+        const engine = cpuSplit(t1, t2, engineTransfers);
+        if (bare && engine) {
+          cpu.ceiling.push(bare.main + bare.busiestOther + bare.rest);
+          cpu.main.push(engine.main);
+          cpu.writer.push(engine.busiestOther);
+          cpu.rest.push(engine.rest);
+        }
       }
-      return { tps: figure(tps), ratio: figure(ratios) };
+      return { tps: figure(tps), ratio: figure(ratios), cpu };
     };
     const uniform = await paired(false);
     record("engine_sqlite_tps", uniform.tps, "ceiling_sqlite_tps");
     record("engine_sqlite_paired_ratio", uniform.ratio);
+    const cpuFigure = (runs: number[]) => (runs.length > 0 ? figure(runs) : null);
+    record("ceiling_sqlite_cpu_us", cpuFigure(uniform.cpu.ceiling));
+    record("engine_sqlite_cpu_main_us", cpuFigure(uniform.cpu.main));
+    record("engine_sqlite_cpu_writer_us", cpuFigure(uniform.cpu.writer));
+    record("engine_sqlite_cpu_other_us", cpuFigure(uniform.cpu.rest));
     const hot = await paired(true);
     record("engine_sqlite_hot_tps", hot.tps, "ceiling_sqlite_tps");
     record("engine_sqlite_hot_paired_ratio", hot.ratio);
