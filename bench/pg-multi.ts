@@ -1,11 +1,13 @@
 // Several Tally engine processes on one PostgreSQL database, posting at the same time: the
-// combined transfers per second (all transfers over the time the slowest process took).
+// combined transfers per second (all transfers over the time the slowest process took). Each
+// process first posts `warmUp` transfers of its own, so that it is measured warm, as the
+// single-process figure is (its engine has posted the earlier runs' transfers).
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 
-export async function multiProcessPostgres(url: string, processes: number, transfersEach: number, hot: boolean): Promise<number> {
+export async function multiProcessPostgres(url: string, processes: number, transfersEach: number, hot: boolean, warmUp: number): Promise<number> {
   const children = Array.from({ length: processes }, () =>
-    spawn(process.execPath, ["--import", "tsx", "bench/pg-process.ts", url, String(transfersEach), hot ? "hot" : "uniform"], {
+    spawn(process.execPath, ["--import", "tsx", "bench/pg-process.ts", url, String(transfersEach), hot ? "hot" : "uniform", String(warmUp)], {
       stdio: ["pipe", "pipe", "inherit"],
     }),
   );

@@ -632,6 +632,13 @@ const steps: Record<string, Step> = {
     if (dialect !== "postgres") return;
     await sql`alter table ledger_accounts set (fillfactor = 70)`.execute(db);
   },
+  // The ledger lease (ledger/store-postgres.ts) is a lock on this table, which holds no rows. A
+  // process waits for it in LOCK TABLE, which holds no snapshot while it waits; waiting in
+  // pg_advisory_lock did, and kept the holder's old account row versions from being pruned.
+  "0010_ledger_lease": async (db, dialect) => {
+    if (dialect !== "postgres") return;
+    await sql`create table ledger_lease (id integer primary key)`.execute(db);
+  },
 };
 
 /** Rows per statement when a migration copies a table (12 columns: within SQLite's 32 766 variables). */

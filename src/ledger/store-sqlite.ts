@@ -4,10 +4,11 @@
 // batches still on their way to disk are kept in an overlay, so reads see them. The writer
 // checks the ledger version of every batch: if one fails, every batch prepared on top of it fails
 // with a VersionConflictError and is redone by the engine.
-import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads";
 import type BetterSqlite3 from "better-sqlite3";
 import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
+import { startTypeScriptWorker } from "../kernel/worker.ts";
 import type { Account, Transfer } from "./model.ts";
 import { accountFromRow, accountValues, transferFromRow } from "./rows.ts";
 import { encodeRows } from "./sqlite-rows-codec.ts";
@@ -72,10 +73,9 @@ export class SqliteLedgerStore implements LedgerStore {
     );
     const channel = new MessageChannel();
     this.port = channel.port1;
-    this.worker = new Worker(new URL("./sqlite-writer-thread.mjs", import.meta.url), {
-      workerData: { path: db.sqlitePath, port: channel.port2 },
-      transferList: [channel.port2],
-    });
+    this.worker = startTypeScriptWorker(new URL("./sqlite-writer-worker.ts", import.meta.url), { path: db.sqlitePath, port: channel.port2 }, [
+      channel.port2,
+    ]);
     this.port.on("message", (replies: WriterReply[]) => {
       for (const reply of replies) this.settle(reply);
     });

@@ -1,5 +1,5 @@
-// The ledger lease on PostgreSQL: writers of one database take turns at a session advisory lock,
-// so that each writes alone for a while, pipelined on a warm cache. These tests hold two engines
+// The ledger lease on PostgreSQL: writers of one database take turns at a lock on the
+// ledger_lease table, so that each writes alone for a while, pipelined on a warm cache. These tests hold two engines
 // (two stores, two pools: two "processes" as the database sees them) in one test process, with a
 // lease wait far longer than any test, so that only a hand-over (never the wait's time-out) can
 // let the second writer in: a busy holder hands the lease to a writer that waits, an idle holder
@@ -129,8 +129,8 @@ test("a holder that never lets go delays another writer only by the lease wait; 
   const stuck = new pg.Client({ connectionString: database.url });
   await stuck.connect();
   try {
-    // The lease as a stuck process would hold it (store-postgres.ts: the key "TLLY", 1).
-    await stuck.query("select pg_advisory_lock(1414286425, 1)");
+    // The lease as a stuck process would hold it (store-postgres.ts).
+    await stuck.query("begin; lock table ledger_lease in exclusive mode");
     const c = engine(300);
     await c.createAccounts(null, [account("stuck-in", "debit"), account("stuck-out", "credit")]);
     const started = performance.now();
@@ -140,5 +140,33 @@ test("a holder that never lets go delays another writer only by the lease wait; 
     assert.deepEqual(await posted("stuck-out"), { debits: 0n, credits: 9n });
   } finally {
     await stuck.end();
+  }
+});
+
+test("a writer waiting for the lease holds no snapshot, so the holder's account updates stay HOT", async () => {
+  const holder = new pg.Client({ connectionString: database.url });
+  await holder.connect();
+  try {
+    const c = engine();
+    await c.createAccounts(null, [account("snap-in", "debit"), account("snap-out", "credit")]);
+    await holder.query("begin; lock table ledger_lease in exclusive mode");
+    const waiting = c.submitTransfers(null, [transfer("snap-1", "snap-in", "snap-out", 1n)]);
+    // Its connection waits on the lease's lock, and holds back no row version meanwhile.
+    let waiters: Array<{ backend_xmin: string | null }> = [];
+    for (let i = 0; i < 200 && waiters.length === 0; i++) {
+      waiters = (
+        await holder.query(
+          `select a.backend_xmin from pg_stat_activity a join pg_locks l on l.pid = a.pid
+            where not l.granted and l.locktype = 'relation' and l.relation = 'ledger_lease'::regclass`,
+        )
+      ).rows;
+      if (waiters.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(waiters.length, 1, "the writer waits for the lease");
+    assert.equal(waiters[0]!.backend_xmin, null);
+    await holder.query("commit");
+    assert.equal((await withDeadline(waiting, 10_000, "the waiting writer"))[0]!.result, "created");
+  } finally {
+    await holder.end();
   }
 });

@@ -2,6 +2,10 @@
 // batches in flight, and checked at commit. Another process's commit in between, or the failure of
 // the batch below it, makes it redo its work on what the database holds: never an overdraft,
 // never a result computed from a batch that did not commit.
+//
+// These tests order batches by wrapping the store's main-thread write, so their stores write on
+// the main thread (writerThread: false); test/ledger/writer-thread-postgres.test.ts shows the same
+// on the writer thread, ordered by the database's own row lock.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { openDatabase, type Database } from "../../src/db/database.ts";
@@ -38,8 +42,8 @@ before(async () => {
   dbA = openDatabase(database.url);
   dbB = openDatabase(database.url);
   await migrate(dbA);
-  engineA = new PostingEngine(createLedgerStore(dbA, { lease: false }), systemClock, defaultLimits, undefined, "postgres");
-  engineB = new PostingEngine(createLedgerStore(dbB, { lease: false }), systemClock, defaultLimits, undefined, "postgres");
+  engineA = new PostingEngine(createLedgerStore(dbA, { lease: false, writerThread: false }), systemClock, defaultLimits, undefined, "postgres");
+  engineB = new PostingEngine(createLedgerStore(dbB, { lease: false, writerThread: false }), systemClock, defaultLimits, undefined, "postgres");
 });
 after(async () => {
   await engineA.close();
@@ -159,7 +163,7 @@ test("a batch that fails at commit dooms the batch prepared on top of it, which 
 test("a commit that fails while the next batch is loading its accounts: that batch is redone, not answered from a cleared cache", async () => {
   // A fresh engine: its cache holds only what its own batches loaded.
   const dbC = openDatabase(database.url);
-  const engineC = new PostingEngine(createLedgerStore(dbC, { lease: false }), systemClock, defaultLimits, undefined, "postgres");
+  const engineC = new PostingEngine(createLedgerStore(dbC, { lease: false, writerThread: false }), systemClock, defaultLimits, undefined, "postgres");
   try {
     await engineA.createAccounts(null, [account("third", "credit")]);
     assert.equal((await engineC.submitTransfers(null, [transfer("warm", "bank", "other", 1n)]))[0]!.result, "created");

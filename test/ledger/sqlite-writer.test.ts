@@ -3,7 +3,8 @@
 // succeeded left them. A batch that fails (and the batches prepared on top of it) leave nothing.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads";
+import { startTypeScriptWorker } from "../../src/kernel/worker.ts";
 import { openDatabase, type Database } from "../../src/db/database.ts";
 import { migrate } from "../../src/db/migrations.ts";
 import type { Account, Balances, Transfer } from "../../src/ledger/model.ts";
@@ -73,10 +74,9 @@ before(async () => {
   await migrate(db);
   const channel = new MessageChannel();
   port = channel.port1;
-  worker = new Worker(new URL("../../src/ledger/sqlite-writer-thread.mjs", import.meta.url), {
-    workerData: { path: db.sqlitePath, port: channel.port2 },
-    transferList: [channel.port2],
-  });
+  worker = startTypeScriptWorker(new URL("../../src/ledger/sqlite-writer-worker.ts", import.meta.url), { path: db.sqlitePath, port: channel.port2 }, [
+    channel.port2,
+  ]);
   port.on("message", (replies: WriterReply[]) => {
     transactions.push(replies);
     for (const r of replies) waiting.get(r.seq)?.(r);
