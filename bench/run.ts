@@ -171,7 +171,7 @@ async function postgresSection(pg: { url: string; drop(): Promise<void> } | null
     }
     // Two Tally processes on the same database, at once (one writer at a time per ledger), each
     // as long and as warm as a single-process run (until session 7: 50 000 each, after 5 000).
-    const each = quick ? 20_000 : 100_000;
+    const each = quick ? 10_000 : 100_000;
     const warmUp = quick ? 10_000 : 50_000;
     record("engine_pg_2proc_tps", await repeat(reps, () => multiProcessPostgres(pg.url, 2, each, false, warmUp)), "ceiling_pg_batch_tps");
     record("engine_pg_2proc_hot_tps", await repeat(reps, () => multiProcessPostgres(pg.url, 2, each, true, warmUp)), "ceiling_pg_batch_tps");
