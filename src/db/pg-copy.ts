@@ -46,10 +46,14 @@ class CopyIn {
   }
 }
 
-/** Copies rows (a CopyBinaryWriter's output) into `table`. */
-export function copyIn(client: pg.PoolClient, table: string, columns: readonly string[], rows: Buffer): Promise<void> {
+/**
+ * Copies rows (a CopyBinaryWriter's output) into `table`. The rows may arrive as a plain
+ * Uint8Array: a Buffer posted to a worker thread does.
+ */
+export function copyIn(client: pg.ClientBase, table: string, columns: readonly string[], rows: Uint8Array): Promise<void> {
+  const data = Buffer.isBuffer(rows) ? rows : Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength);
   return new Promise((resolve, reject) => {
-    const copy = new CopyIn(`copy ${table} (${columns.join(", ")}) from stdin with (format binary)`, rows);
+    const copy = new CopyIn(`copy ${table} (${columns.join(", ")}) from stdin with (format binary)`, data);
     copy.callback = (error) => (error ? reject(error) : resolve());
     client.query(copy as unknown as pg.QueryConfig);
   });
@@ -135,5 +139,18 @@ export class CopyBinaryWriter {
     this.buffer.copy(grown, 0, 0, this.offset);
     this.buffer = grown;
     this.view = new DataView(grown.buffer, grown.byteOffset, grown.length);
+  }
+}
+
+/** One statement of a batch's writes, its parameters already encoded (the ledger stores'). */
+export type WriteStep =
+  | { readonly text: string; readonly params: unknown[] }
+  | { readonly copyInto: string; readonly columns: readonly string[]; readonly data: Uint8Array };
+
+/** Runs a batch's statements in order, on the client's open transaction. */
+export async function writeSteps(client: pg.ClientBase, steps: readonly WriteStep[]): Promise<void> {
+  for (const step of steps) {
+    if ("copyInto" in step) await copyIn(client, step.copyInto, step.columns, step.data);
+    else await client.query(step.text, step.params);
   }
 }

@@ -12,12 +12,7 @@
 // failure, hands over batches of a later epoch.
 import { workerData, type MessagePort } from "node:worker_threads";
 import pg from "pg";
-import { copyIn } from "../db/pg-copy.ts";
-
-/** One statement of a batch's writes, its parameters already encoded. */
-export type WriterStep =
-  | { readonly text: string; readonly params: unknown[] }
-  | { readonly copyInto: string; readonly columns: readonly string[]; readonly data: Uint8Array };
+import { writeSteps, type WriteStep } from "../db/pg-copy.ts";
 
 export interface WriterJob {
   readonly seq: number;
@@ -26,7 +21,7 @@ export interface WriterJob {
   /** The ledger version the batch was prepared on (decimal). */
   readonly expectVersion: string;
   /** Empty: nothing to write, only check that the version still holds. */
-  readonly steps: readonly WriterStep[];
+  readonly steps: readonly WriteStep[];
 }
 
 export type WriterReply =
@@ -76,12 +71,7 @@ async function write(job: WriterJob): Promise<number> {
   // One round trip: the transaction and the ledger lock.
   const results = (await c.query("begin; select version::text as version from ledger_state where id = 1 for update")) as unknown as pg.QueryResult[];
   if (results[1]!.rows[0].version !== job.expectVersion) throw new Conflict("another process wrote to the ledger meanwhile");
-  for (const step of job.steps) {
-    if ("copyInto" in step) {
-      const data = Buffer.from(step.data.buffer, step.data.byteOffset, step.data.byteLength);
-      await copyIn(c as unknown as pg.PoolClient, step.copyInto, step.columns, data);
-    } else await c.query(step.text, step.params);
-  }
+  await writeSteps(c, job.steps);
   await c.query("commit");
   return performance.now() - started;
 }

@@ -10,8 +10,9 @@
 // So writers also take turns at a lease: a lock on the ledger_lease table, held by an open
 // transaction, that a process keeps for a while (as long as 24 of its recent batches take to write,
 // or longer while nobody waits) and releases when another waits or when it goes idle. While it
-// holds the lease it writes alone, pipelined, on a warm cache. The lease is only about speed: the row lock and the version check stay the whole of
-// correctness, and a process that cannot get the lease within LEASE_WAIT_MS writes without it.
+// holds the lease it writes alone, pipelined, on a warm cache. The lease is only about speed: the
+// row lock and the version check stay the whole of correctness, and a process that cannot get the
+// lease within LEASE_WAIT_MS writes without it.
 //
 // Batches prepared without the lock commit on a writer thread (pg-writer-worker.ts) with its own
 // connection, so that the commit's round trips do not wait for an event loop busy preparing the
@@ -23,7 +24,7 @@ import { assert } from "../kernel/assert.ts";
 import { startTypeScriptWorker } from "../kernel/worker.ts";
 import type { Account, Transfer } from "./model.ts";
 import { ACCOUNT_COLUMNS, TRANSFER_COLUMNS, accountFromRow, accountValues, transferFromRow } from "./rows.ts";
-import { CopyBinaryWriter, copyIn } from "../db/pg-copy.ts";
+import { CopyBinaryWriter, writeSteps, type WriteStep as Step } from "../db/pg-copy.ts";
 import type { WriterJob, WriterMessage, WriterReply } from "./pg-writer-worker.ts";
 import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
 
@@ -133,6 +134,7 @@ export class PostgresLedgerStore implements LedgerStore {
   private closed = false;
   /** Moving average of the time a batch takes to write and commit, in milliseconds. */
   private writeMsAverage = 0;
+  private readonly url: string;
   private readonly useWriterThread: boolean;
   private writer: WriterThread | null = null;
   /**
@@ -150,8 +152,6 @@ export class PostgresLedgerStore implements LedgerStore {
     this.useWriterThread = options.writerThread ?? true;
     this.url = db.url;
   }
-
-  private readonly url: string;
 
   async close(): Promise<void> {
     this.closed = true;
@@ -521,11 +521,6 @@ export function copyRows(transfers: readonly Transfer[]): Buffer {
   return out.finish();
 }
 
-/** One statement of a batch's writes, its parameters already encoded. */
-type Step =
-  | { readonly text: string; readonly params: unknown[] }
-  | { readonly copyInto: string; readonly columns: readonly string[]; readonly data: Buffer };
-
 /**
  * A batch's writes as statements, encoded when the batch is handed over: the engine goes on
  * changing the same objects (account balances, a hold posted by the next batch) while this one
@@ -569,13 +564,6 @@ function encodeWrites(w: BatchWrites): Step[] {
   }
   for (const s of w.statements) steps.push({ text: s.sql, params: s.parameters.map((p) => (typeof p === "bigint" ? p.toString() : p)) });
   return steps;
-}
-
-async function writeSteps(client: pg.PoolClient, steps: readonly Step[]): Promise<void> {
-  for (const step of steps) {
-    if ("copyInto" in step) await copyIn(client, step.copyInto, step.columns, step.data);
-    else await client.query(step.text, step.params);
-  }
 }
 
 /**
