@@ -499,7 +499,7 @@ function createAccount(
     creditsPending: 0n,
     creditsPosted: 0n,
     lastTs: null,
-    transferCount: 0n,
+    transferCount: 0,
     touchedBy: 0,
   };
   accounts.set(account.id, account);

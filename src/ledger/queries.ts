@@ -6,7 +6,7 @@
 import { sql } from "kysely";
 import type { Database } from "../db/database.ts";
 import { assert } from "../kernel/assert.ts";
-import { CHECKPOINT_INTERVAL, ZERO_BALANCES, copyBalances, type Account, type Balances, type Transfer } from "./model.ts";
+import { CHECKPOINT_INTERVAL, ZERO_BALANCES, copyBalances, creditAfter, debitAfter, type Account, type Balances, type Transfer } from "./model.ts";
 import { accountFromRow, transferFromRow } from "./rows.ts";
 
 export interface HistoryEntry {
@@ -14,7 +14,7 @@ export interface HistoryEntry {
   readonly balanceAfter: Balances;
 }
 
-const sideOf = (t: Transfer, accountId: string): Balances => (t.debitAccountId === accountId ? t.debitAfter : t.creditAfter);
+const sideOf = (t: Transfer, accountId: string): Balances => (t.debitAccountId === accountId ? debitAfter(t) : creditAfter(t));
 const prevOf = (t: Transfer, accountId: string): bigint | null => (t.debitAccountId === accountId ? t.debitPrevTs : t.creditPrevTs);
 
 export class LedgerQueries {
@@ -76,12 +76,12 @@ export class LedgerQueries {
         .limit(1)
         .executeTakeFirst();
       const start = next ? BigInt(next.ts) : account.lastTs;
-      const walked = await this.walk(account.id, start, Number(CHECKPOINT_INTERVAL) + 1, atUs);
+      const walked = await this.walk(account.id, start, CHECKPOINT_INTERVAL + 1, atUs);
       snapshot = walked.find((t) => t.ts <= atUs) ?? null;
-      assert(walked.length <= Number(CHECKPOINT_INTERVAL) + 1, "the walk is bounded by the checkpoint interval");
+      assert(walked.length <= CHECKPOINT_INTERVAL + 1, "the walk is bounded by the checkpoint interval");
     }
     if (!snapshot) return copyBalances(ZERO_BALANCES);
-    const balances = copyBalances(sideOf(snapshot, account.id));
+    const balances = sideOf(snapshot, account.id);
     const snapshotTs = snapshot.ts;
     const expiredAfterSnapshot = (side: "debit_account_id" | "credit_account_id") =>
       this.db.read

@@ -58,16 +58,14 @@ export function writeTransferBody(t: Transfer, bytes: Uint8Array, view: DataView
   view.setInt32(at + 2, t.code, true);
   view.setInt32(at + 6, t.flags, true);
   view.setInt32(at + 10, t.timeoutSeconds, true);
-  const d = t.debitAfter;
-  const c = t.creditAfter;
-  view.setBigInt64(at + 14, d.debitsPending, true);
-  view.setBigInt64(at + 22, d.debitsPosted, true);
-  view.setBigInt64(at + 30, d.creditsPending, true);
-  view.setBigInt64(at + 38, d.creditsPosted, true);
-  view.setBigInt64(at + 46, c.debitsPending, true);
-  view.setBigInt64(at + 54, c.debitsPosted, true);
-  view.setBigInt64(at + 62, c.creditsPending, true);
-  view.setBigInt64(at + 70, c.creditsPosted, true);
+  view.setBigInt64(at + 14, t.drDebitsPending, true);
+  view.setBigInt64(at + 22, t.drDebitsPosted, true);
+  view.setBigInt64(at + 30, t.drCreditsPending, true);
+  view.setBigInt64(at + 38, t.drCreditsPosted, true);
+  view.setBigInt64(at + 46, t.crDebitsPending, true);
+  view.setBigInt64(at + 54, t.crDebitsPosted, true);
+  view.setBigInt64(at + 62, t.crCreditsPending, true);
+  view.setBigInt64(at + 70, t.crCreditsPosted, true);
   // Currencies are ASCII codes: copied byte by byte, without a view and a call into the encoder
   // per transfer of a batch.
   let currency = asciiLength(t.currency);
@@ -132,23 +130,24 @@ function transferFromCompactRow(r: CompactTransferRow): Transfer {
     timeoutSeconds: view.getInt32(10, true),
     reference,
     metadata,
-    debitAfter: {
-      debitsPending: view.getBigInt64(14, true),
-      debitsPosted: view.getBigInt64(22, true),
-      creditsPending: view.getBigInt64(30, true),
-      creditsPosted: view.getBigInt64(38, true),
-    },
-    creditAfter: {
-      debitsPending: view.getBigInt64(46, true),
-      debitsPosted: view.getBigInt64(54, true),
-      creditsPending: view.getBigInt64(62, true),
-      creditsPosted: view.getBigInt64(70, true),
-    },
+    drDebitsPending: view.getBigInt64(14, true),
+    drDebitsPosted: view.getBigInt64(22, true),
+    drCreditsPending: view.getBigInt64(30, true),
+    drCreditsPosted: view.getBigInt64(38, true),
+    crDebitsPending: view.getBigInt64(46, true),
+    crDebitsPosted: view.getBigInt64(54, true),
+    crCreditsPending: view.getBigInt64(62, true),
+    crCreditsPosted: view.getBigInt64(70, true),
   });
 }
 
 /** The fields SQLite packs in a row's body, read from wherever the row keeps them. */
-type Packed = Pick<Transfer, "currency" | "code" | "flags" | "pendingId" | "timeoutSeconds" | "reference" | "metadata" | "debitAfter" | "creditAfter">;
+type Packed = Pick<
+  Transfer,
+  | "currency" | "code" | "flags" | "pendingId" | "timeoutSeconds" | "reference" | "metadata"
+  | "drDebitsPending" | "drDebitsPosted" | "drCreditsPending" | "drCreditsPosted"
+  | "crDebitsPending" | "crDebitsPosted" | "crCreditsPending" | "crCreditsPosted"
+>;
 
 /** A transfer from a row's own columns and its packed fields: one literal, so one object shape. */
 function assemble(r: CompactTransferRow | LedgerTransfersTable, p: Packed): Transfer {
@@ -169,8 +168,14 @@ function assemble(r: CompactTransferRow | LedgerTransfersTable, p: Packed): Tran
     resolvedAt: bigOrNull(r.resolved_at),
     reference: p.reference,
     metadata: p.metadata,
-    debitAfter: p.debitAfter,
-    creditAfter: p.creditAfter,
+    drDebitsPending: p.drDebitsPending,
+    drDebitsPosted: p.drDebitsPosted,
+    drCreditsPending: p.drCreditsPending,
+    drCreditsPosted: p.drCreditsPosted,
+    crDebitsPending: p.crDebitsPending,
+    crDebitsPosted: p.crDebitsPosted,
+    crCreditsPending: p.crCreditsPending,
+    crCreditsPosted: p.crCreditsPosted,
     debitPrevTs: bigOrNull(r.dr_prev_ts),
     creditPrevTs: bigOrNull(r.cr_prev_ts),
   };
@@ -210,7 +215,7 @@ export function accountFromRow(r: LedgerAccountsTable): Account {
     creditsPending: big(r.credits_pending),
     creditsPosted: big(r.credits_posted),
     lastTs: bigOrNull(r.last_ts),
-    transferCount: big(r.transfer_count),
+    transferCount: num(r.transfer_count),
     touchedBy: 0,
   };
 }
@@ -230,18 +235,14 @@ function fromColumns(r: LedgerTransfersTable): Transfer {
     timeoutSeconds: num(r.timeout_seconds),
     reference: r.reference,
     metadata: r.metadata,
-    debitAfter: {
-      debitsPending: big(r.dr_debits_pending),
-      debitsPosted: big(r.dr_debits_posted),
-      creditsPending: big(r.dr_credits_pending),
-      creditsPosted: big(r.dr_credits_posted),
-    },
-    creditAfter: {
-      debitsPending: big(r.cr_debits_pending),
-      debitsPosted: big(r.cr_debits_posted),
-      creditsPending: big(r.cr_credits_pending),
-      creditsPosted: big(r.cr_credits_posted),
-    },
+    drDebitsPending: big(r.dr_debits_pending),
+    drDebitsPosted: big(r.dr_debits_posted),
+    drCreditsPending: big(r.dr_credits_pending),
+    drCreditsPosted: big(r.dr_credits_posted),
+    crDebitsPending: big(r.cr_debits_pending),
+    crDebitsPosted: big(r.cr_debits_posted),
+    crCreditsPending: big(r.cr_credits_pending),
+    crCreditsPosted: big(r.cr_credits_posted),
   });
 }
 
@@ -250,9 +251,8 @@ export function transferValues(t: Transfer): unknown[] {
   return [
     t.ts, t.id, t.merchantId, t.debitAccountId, t.creditAccountId, t.amount, t.currency, t.code,
     t.flags, t.pendingId, t.timeoutSeconds, t.expiresAt, t.status, t.resolvedAt, t.reference,
-    t.metadata, t.debitAfter.debitsPending, t.debitAfter.debitsPosted, t.debitAfter.creditsPending,
-    t.debitAfter.creditsPosted, t.creditAfter.debitsPending, t.creditAfter.debitsPosted,
-    t.creditAfter.creditsPending, t.creditAfter.creditsPosted, t.debitPrevTs, t.creditPrevTs,
+    t.metadata, t.drDebitsPending, t.drDebitsPosted, t.drCreditsPending, t.drCreditsPosted,
+    t.crDebitsPending, t.crDebitsPosted, t.crCreditsPending, t.crCreditsPosted, t.debitPrevTs, t.creditPrevTs,
   ];
 }
 
@@ -260,6 +260,6 @@ export function accountValues(a: Account): unknown[] {
   return [
     a.id, a.merchantId, a.currency, a.code, a.normalBalance, accountFlagBits(a.flags),
     a.owner, a.metadata, a.createdAt, a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted,
-    a.lastTs, a.transferCount,
+    a.lastTs, BigInt(a.transferCount),
   ];
 }

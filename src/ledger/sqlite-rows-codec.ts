@@ -157,7 +157,7 @@ export function encodeBalances(accounts: readonly Account[], into?: Arrays<Balan
     big[b + 3] = a.creditsPosted;
     if (a.lastTs === null) lastTsNull[r] = 1;
     else big[b + 4] = a.lastTs;
-    big[b + 5] = a.transferCount;
+    big[b + 5] = BigInt(a.transferCount);
     ids[r] = a.id;
     idLengths[r] = a.id.length;
   }

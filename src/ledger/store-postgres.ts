@@ -509,12 +509,14 @@ export function copyRows(transfers: readonly Transfer[]): Buffer {
     out.int8(t.resolvedAt);
     out.text(t.reference);
     out.text(t.metadata);
-    for (const b of [t.debitAfter, t.creditAfter]) {
-      out.int8(b.debitsPending);
-      out.int8(b.debitsPosted);
-      out.int8(b.creditsPending);
-      out.int8(b.creditsPosted);
-    }
+    out.int8(t.drDebitsPending);
+    out.int8(t.drDebitsPosted);
+    out.int8(t.drCreditsPending);
+    out.int8(t.drCreditsPosted);
+    out.int8(t.crDebitsPending);
+    out.int8(t.crDebitsPosted);
+    out.int8(t.crCreditsPending);
+    out.int8(t.crCreditsPosted);
     out.int8(t.debitPrevTs);
     out.int8(t.creditPrevTs);
   }
@@ -540,7 +542,7 @@ function encodeWrites(w: BatchWrites): Step[] {
     });
   }
   if (w.balances.length > 0) {
-    const rows = w.balances.map((a) => [a.id, a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, a.transferCount]);
+    const rows = w.balances.map((a) => [a.id, a.debitsPending, a.debitsPosted, a.creditsPending, a.creditsPosted, a.lastTs, BigInt(a.transferCount)]);
     steps.push({
       text: `update ledger_accounts a set debits_pending = v.dp, debits_posted = v.dpo,
               credits_pending = v.cp, credits_posted = v.cpo, last_ts = v.last_ts, transfer_count = v.n

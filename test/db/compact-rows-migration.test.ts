@@ -9,7 +9,7 @@ import { migrate } from "../../src/db/migrations.ts";
 import { systemClock } from "../../src/kernel/clock.ts";
 import { defaultLimits } from "../../src/kernel/config.ts";
 import { PostingEngine } from "../../src/ledger/engine.ts";
-import { CHECKPOINT_INTERVAL, type Transfer } from "../../src/ledger/model.ts";
+import { CHECKPOINT_INTERVAL, afterFields, type Transfer } from "../../src/ledger/model.ts";
 import { LedgerQueries } from "../../src/ledger/queries.ts";
 import { TRANSFER_COLUMNS, transferFromRow, transferValues } from "../../src/ledger/rows.ts";
 import { createLedgerStore } from "../../src/ledger/store.ts";
@@ -43,8 +43,7 @@ function oldTransfers(): Transfer[] {
       resolvedAt: null,
       reference: i % 2 === 0 ? null : `ref ${i} 参考`,
       metadata: i === 11 ? '{"note":"' + "长".repeat(5_000) + '"}' : null,
-      debitAfter: balances(10n * BigInt(i + 1)),
-      creditAfter: { debitsPending: 0n, debitsPosted: 0n, creditsPending: 0n, creditsPosted: 10n * BigInt(i + 1) },
+      ...afterFields(balances(10n * BigInt(i + 1)), { debitsPending: 0n, debitsPosted: 0n, creditsPending: 0n, creditsPosted: 10n * BigInt(i + 1) }),
       debitPrevTs: i === 0 ? null : ts - 1n,
       creditPrevTs: i === 0 ? null : ts - 1n,
     });
@@ -67,14 +66,14 @@ before(async () => {
     stored.forEach((t, i) => {
       insert.run(transferValues(t));
       // Every CHECKPOINT_INTERVAL-th transfer of an account is indexed (model.ts linkHistory).
-      if ((BigInt(i) + 1n) % CHECKPOINT_INTERVAL === 0n) for (const a of ["bank", "shop"]) checkpoint.run(a, t.ts);
+      if ((i + 1) % CHECKPOINT_INTERVAL === 0) for (const a of ["bank", "shop"]) checkpoint.run(a, t.ts);
     });
     const account = sqlite.prepare(
       `insert into ledger_accounts (id, currency, code, normal_balance, flags, created_at, debits_pending, debits_posted, credits_pending, credits_posted, last_ts, transfer_count)
        values (?, 'CNY', 0, ?, 0, 1, 0, ?, 0, ?, ?, ?)`,
     );
-    account.run("bank", "debit", last.debitAfter.debitsPosted, 0n, last.ts, BigInt(stored.length));
-    account.run("shop", "credit", 0n, last.creditAfter.creditsPosted, last.ts, BigInt(stored.length));
+    account.run("bank", "debit", last.drDebitsPosted, 0n, last.ts, BigInt(stored.length));
+    account.run("shop", "credit", 0n, last.crCreditsPosted, last.ts, BigInt(stored.length));
     sqlite.prepare("update ledger_state set last_ts = ?, version = 1 where id = 1").run(last.ts);
   })();
   assert.deepEqual(await migrate(db, { upTo: "0008_ledger_balances" }), ["0007_ledger_compact_rows", "0008_ledger_balances"]);

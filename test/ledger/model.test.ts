@@ -7,7 +7,7 @@ function account(id: string, limited = false): Account {
   return {
     id, merchantId: null, currency: "CNY", code: 0, normalBalance: "debit",
     flags: { debitsMustNotExceedCredits: limited, creditsMustNotExceedDebits: false }, owner: null, metadata: null,
-    createdAt: 1n, debitsPending: 0n, debitsPosted: 0n, creditsPending: 0n, creditsPosted: 0n, lastTs: null, transferCount: 0n, touchedBy: 0,
+    createdAt: 1n, debitsPending: 0n, debitsPosted: 0n, creditsPending: 0n, creditsPosted: 0n, lastTs: null, transferCount: 0, touchedBy: 0,
   };
 }
 

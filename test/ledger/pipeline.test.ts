@@ -165,7 +165,7 @@ test("a batch starts from the ledger state its own commits left; another writer'
     const [third] = await app.tally.engine.submitTransfers(null, [transfer("state-3")]);
     assert.equal(third!.result, "created");
     assert.ok(reads >= 1, "the refused batch was redone on a state read afresh");
-    assert.equal(third!.transfer!.creditAfter.creditsPosted, before + 110n, "its balance after counts the other writer's transfer");
+    assert.equal(third!.transfer!.crCreditsPosted, before + 110n, "its balance after counts the other writer's transfer");
     assert.equal(await wallet(), before + 110n, "5 + 100 + 5: no update lost");
     assert.equal((await app.tally.engine.submitTransfers(null, [transfer("state-4")]))[0]!.result, "created");
     assert.equal(await wallet(), before + 115n);

@@ -7,7 +7,7 @@ import { MessageChannel, type MessagePort, type Worker } from "node:worker_threa
 import { startTypeScriptWorker } from "../../src/kernel/worker.ts";
 import { openDatabase, type Database } from "../../src/db/database.ts";
 import { migrate } from "../../src/db/migrations.ts";
-import type { Account, Balances, Transfer } from "../../src/ledger/model.ts";
+import { afterFields, type Account, type Balances, type Transfer } from "../../src/ledger/model.ts";
 import { accountValues } from "../../src/ledger/rows.ts";
 import { encodeRows } from "../../src/ledger/sqlite-rows-codec.ts";
 import type { WriterBatch, WriterReply } from "../../src/ledger/sqlite-writer-worker.ts";
@@ -24,7 +24,7 @@ const waiting = new Map<number, (reply: WriterReply) => void>();
 const T0 = 1_700_000_000_000_000n;
 const zero: Balances = { debitsPending: 0n, debitsPosted: 0n, creditsPending: 0n, creditsPosted: 0n };
 
-function account(id: string, balances: Balances = zero, lastTs: bigint | null = null, transferCount = 0n): Account {
+function account(id: string, balances: Balances = zero, lastTs: bigint | null = null, transferCount = 0): Account {
   return {
     id, merchantId: null, currency: "CNY", code: 0, normalBalance: "credit", flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false },
     owner: null, metadata: null, createdAt: T0, ...balances, lastTs, transferCount, touchedBy: 0,
@@ -40,12 +40,12 @@ function batch(id: string, debit: Account, credit: Account, amount: bigint, expe
   ts += 1n;
   const debitPrevTs = debit.lastTs;
   const creditPrevTs = credit.lastTs;
-  const d = account(debit.id, { ...debit, debitsPosted: debit.debitsPosted + amount }, ts, debit.transferCount + 1n);
-  const c = account(credit.id, { ...credit, creditsPosted: credit.creditsPosted + amount }, ts, credit.transferCount + 1n);
+  const d = account(debit.id, { ...debit, debitsPosted: debit.debitsPosted + amount }, ts, debit.transferCount + 1);
+  const c = account(credit.id, { ...credit, creditsPosted: credit.creditsPosted + amount }, ts, credit.transferCount + 1);
   const t: Transfer = {
     ts, id, merchantId: null, debitAccountId: d.id, creditAccountId: c.id, amount, currency: "CNY", code: 0, flags: 0, pendingId: null,
     timeoutSeconds: 0, expiresAt: null, status: "posted", resolvedAt: null, reference: null, metadata: null,
-    debitAfter: { ...d }, creditAfter: { ...c }, debitPrevTs, creditPrevTs,
+    ...afterFields(d, c), debitPrevTs, creditPrevTs,
   };
   Object.assign(debit, d);
   Object.assign(credit, c);
@@ -142,8 +142,8 @@ test("a batch that fails between good ones leaves no balance, and the batches on
     // Only the first and the good batch took effect: the in-memory accounts go back to what the good one left.
     Object.assign(bank, afterGood.bank);
     Object.assign(shop, afterGood.shop);
-    assert.deepEqual(stored("bank"), { debits_posted: bank.debitsPosted, credits_posted: bank.creditsPosted, last_ts: bank.lastTs, transfer_count: bank.transferCount });
-    assert.deepEqual(stored("shop"), { debits_posted: shop.debitsPosted, credits_posted: shop.creditsPosted, last_ts: shop.lastTs, transfer_count: shop.transferCount });
+    assert.deepEqual(stored("bank"), { debits_posted: bank.debitsPosted, credits_posted: bank.creditsPosted, last_ts: bank.lastTs, transfer_count: BigInt(bank.transferCount) });
+    assert.deepEqual(stored("shop"), { debits_posted: shop.debitsPosted, credits_posted: shop.creditsPosted, last_ts: shop.lastTs, transfer_count: BigInt(shop.transferCount) });
     assert.equal(stored("bank").debits_posted, 22n + 1n + 3n);
   } finally {
     if (other.inTransaction) other.exec("rollback");

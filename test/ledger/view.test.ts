@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { stringifyJson } from "../../src/http/json.ts";
-import { FLAG_LINKED, FLAG_PENDING, FLAG_POST, FLAG_VOID, ZERO_BALANCES, canonicalJson, type Transfer } from "../../src/ledger/model.ts";
+import { FLAG_LINKED, FLAG_PENDING, FLAG_POST, FLAG_VOID, ZERO_BALANCES, afterFields, canonicalJson, type Transfer } from "../../src/ledger/model.ts";
 import { transferJson, transferText } from "../../src/ledger/view.ts";
 
 const runs = Number(process.env.TALLY_PROPERTY_RUNS ?? 200);
@@ -43,8 +43,7 @@ test("transferText writes the same JSON as stringifyJson(transferJson(...))", ()
         resolvedAt: null,
         reference: r.reference,
         metadata: r.metadata === null ? null : canonicalJson(r.metadata),
-        debitAfter: { ...ZERO_BALANCES },
-        creditAfter: { ...ZERO_BALANCES },
+        ...afterFields(ZERO_BALANCES, ZERO_BALANCES),
         debitPrevTs: null,
         creditPrevTs: null,
       };
