@@ -75,7 +75,7 @@ function remember(id: string, seq: bigint): void {
 }
 
 function insertAccount(a: unknown[]): void {
-  const seq = BigInt(insertAccountRow.run(a.slice(0, ACCOUNT_FIELDS)).lastInsertRowid);
+  const seq = BigInt(insertAccountRow.run(...a.slice(0, ACCOUNT_FIELDS)).lastInsertRowid);
   insertBalanceRow.run(seq, ...a.slice(ACCOUNT_FIELDS));
   remember(a[0] as string, seq);
 }
