@@ -355,7 +355,8 @@ export class PostingEngine {
     for (const op of batch) {
       if (op.kind === "transfers") {
         for (const t of op.inputs) {
-          if (!transfers.has(t.id)) newIds.push(t.id);
+          // Most batches have no due holds: their transfers map stays empty, and is not asked.
+          if (transfers.size === 0 || !transfers.has(t.id)) newIds.push(t.id);
           const pendingId = t.postPendingId ?? t.voidPendingId;
           if (pendingId !== undefined && !transfers.has(pendingId)) transferIds.add(pendingId);
           if (t.debitAccountId !== undefined && !accounts.has(t.debitAccountId)) missing.add(t.debitAccountId);
@@ -380,7 +381,11 @@ export class PostingEngine {
     this.cacheUnchangedSince(resets);
     if (missing.size > 0) for (const [id, a] of await session.loadAccounts(missing)) accounts.set(id, a);
     this.cacheUnchangedSince(resets);
-    const set: WorkingSet = { account: (id) => accounts.get(id), transfer: (id) => transfers.get(id) };
+    const set: WorkingSet = {
+      account: (id) => accounts.get(id),
+      // Complete by now: with nothing loaded, every transfer id of the batch is new.
+      transfer: transfers.size === 0 ? () => undefined : (id) => transfers.get(id),
+    };
 
     const effects: BatchEffects = newEffects();
     for (const hold of due) {
