@@ -354,7 +354,9 @@ export class PostingEngine {
     const verify = batch.some((op) => op.verify);
     for (const op of batch) {
       if (op.kind === "transfers") {
-        for (const t of op.inputs) {
+        // Indexed: see SqliteLedgerStore.findExisting.
+        for (let i = 0; i < op.inputs.length; i++) {
+          const t = op.inputs[i]!;
           // Most batches have no due holds: their transfers map stays empty, and is not asked.
           if (transfers.size === 0 || !transfers.has(t.id)) newIds.push(t.id);
           const pendingId = t.postPendingId ?? t.voidPendingId;

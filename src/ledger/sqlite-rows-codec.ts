@@ -42,7 +42,7 @@ type Arrays<T> = Omit<T, "count" | "text" | "ids">;
 /** Bytes the bodies of `transfers` take together. */
 function bodiesSize(transfers: readonly Transfer[]): number {
   let n = 0;
-  for (const t of transfers) n += transferBodySize(t);
+  for (let i = 0; i < transfers.length; i++) n += transferBodySize(transfers[i]!);
   return n;
 }
 

@@ -42,7 +42,7 @@ export interface BatchSession {
    * optimistically, from transfers still in flight only, when its commit refuses a duplicate id
    * with a DuplicateIdError (the engine then redoes the batch with `verify`).
    */
-  findExisting(ids: Iterable<string>, verify: boolean): Promise<Map<string, Transfer>>;
+  findExisting(ids: readonly string[], verify: boolean): Promise<Map<string, Transfer>>;
   loadAccounts(ids: Iterable<string>): Promise<Map<string, Account>>;
   /** Holds past their deadline that are still pending, oldest first. */
   dueHolds(nowUs: bigint, limit: number): Promise<Transfer[]>;
