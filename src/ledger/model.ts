@@ -81,9 +81,9 @@ export interface Transfer {
   /**
    * Balances of the debit account (dr*) and of the credit account (cr*) right after this
    * transfer, as fields of the transfer rather than two objects of their own: every transfer
-   * lives until its batch commits, and two more objects each made the garbage collector's work
-   * a seventh larger (docs/benchmarks.md, session 8). `debitAfter(t)` and `creditAfter(t)` give
-   * them as Balances.
+   * lives until its batch commits, and the garbage collector copied the two extra objects of
+   * every transfer while it waited (docs/benchmarks.md, session 8). `debitAfter(t)` and
+   * `creditAfter(t)` give them as Balances.
    */
   readonly drDebitsPending: bigint;
   readonly drDebitsPosted: bigint;
