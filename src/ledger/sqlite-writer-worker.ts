@@ -30,7 +30,6 @@ export type WriterReply =
   | { seq: number; ok: true }
   | { seq: number; ok: false; conflict: boolean; message: string; code?: string };
 
-const ROWS_PER_INSERT = 64;
 const { path, port } = workerData as { path: string; port: MessagePort };
 /** Batches written in one transaction at most. */
 const BATCHES_PER_COMMIT_MAX = 64;
@@ -45,10 +44,17 @@ db.pragma("cache_size = -65536");
 
 const placeholders = (n: number) => `(${new Array(n).fill("?").join(",")})`;
 const tcols = SQLITE_TRANSFER_COLUMNS.join(",");
-const insertTransferOne = db.prepare(`insert into ledger_transfers (${tcols}) values ${placeholders(SQLITE_TRANSFER_COLUMNS.length)}`);
-const insertTransferMany = db.prepare(
-  `insert into ledger_transfers (${tcols}) values ${new Array(ROWS_PER_INSERT).fill(placeholders(SQLITE_TRANSFER_COLUMNS.length)).join(",")}`,
-);
+/**
+ * A batch's transfer rows go in the fewest INSERTs: statements of 64, 32, 16, … 1 rows, each with
+ * its own array of values. Rows one per statement cost ~0.8 µs more each than 32 per statement
+ * (docs/benchmarks.md, session 9), and small batches (requests of one transfer, gathered) had
+ * every row in a statement of its own.
+ */
+const transferInserts = [64, 32, 16, 8, 4, 2, 1].map((rows) => ({
+  rows,
+  statement: db.prepare(`insert into ledger_transfers (${tcols}) values ${new Array(rows).fill(placeholders(SQLITE_TRANSFER_COLUMNS.length)).join(",")}`),
+  values: new Array<unknown>(rows * SQLITE_TRANSFER_COLUMNS.length),
+}));
 const ACCOUNT_FIELDS = 9; // ACCOUNT_COLUMNS up to created_at; the six after are its balances
 const insertAccountRow = db.prepare(
   `insert into ledger_account_rows (${ACCOUNT_COLUMNS.slice(0, ACCOUNT_FIELDS).join(",")}) values ${placeholders(ACCOUNT_FIELDS)}`,
@@ -94,13 +100,6 @@ const insertCheckpoint = db.prepare("insert into ledger_checkpoints (account_id,
 const selectVersion = db.prepare("select version from ledger_state where id = 1");
 const updateState = db.prepare("update ledger_state set last_ts = ?, version = ? where id = 1");
 const insertEvent = db.prepare("insert into outbox_events (id, type, created_at, data) values (?, ?, ?, ?)");
-/**
- * Values reused by every insert, passed as arguments (`run(...values)`), not as one array:
- * better-sqlite3 reads an array's elements one generic property lookup at a time, which cost
- * ~15 % of a row's insert (docs/benchmarks.md, session 8); arguments it reads directly.
- */
-const manyValues: unknown[] = new Array(ROWS_PER_INSERT * SQLITE_TRANSFER_COLUMNS.length);
-const oneValues: unknown[] = new Array(SQLITE_TRANSFER_COLUMNS.length);
 const statementCache = new Map<string, BetterSqlite3.Statement>();
 
 class Conflict extends Error {}
@@ -111,14 +110,16 @@ function applyBatch(b: WriterBatch): void {
   for (const a of b.accounts) insertAccount(a);
   const rows = new TransferRowReader(b.transfers);
   const width = SQLITE_TRANSFER_COLUMNS.length;
+  const count = b.transfers.count;
   let i = 0;
-  for (; i + ROWS_PER_INSERT <= b.transfers.count; i += ROWS_PER_INSERT) {
-    for (let j = 0; j < ROWS_PER_INSERT; j++) rows.read(i + j, manyValues, j * width);
-    insertTransferMany.run(...manyValues);
-  }
-  for (; i < b.transfers.count; i++) {
-    rows.read(i, oneValues, 0);
-    insertTransferOne.run(...oneValues);
+  for (let k = 0; k < transferInserts.length; k++) {
+    const insert = transferInserts[k]!;
+    for (; i + insert.rows <= count; i += insert.rows) {
+      for (let j = 0; j < insert.rows; j++) rows.read(i + j, insert.values, j * width);
+      // The values as arguments, not as one array: better-sqlite3 reads an array's elements one
+      // generic property lookup at a time, ~15 % of a row's insert (docs/benchmarks.md, session 8).
+      insert.statement.run(...insert.values);
+    }
   }
   for (const [id, status, resolvedAt] of b.holds) updateHold.run(status, resolvedAt, id);
   for (const [accountId, ts] of b.checkpoints) insertCheckpoint.run(accountId, ts);

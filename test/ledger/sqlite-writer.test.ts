@@ -8,7 +8,7 @@ import { startTypeScriptWorker } from "../../src/kernel/worker.ts";
 import { openDatabase, type Database } from "../../src/db/database.ts";
 import { migrate } from "../../src/db/migrations.ts";
 import { afterFields, type Account, type Balances, type Transfer } from "../../src/ledger/model.ts";
-import { accountValues } from "../../src/ledger/rows.ts";
+import { accountValues, transferFromRow } from "../../src/ledger/rows.ts";
 import { encodeRows } from "../../src/ledger/sqlite-rows-codec.ts";
 import type { WriterBatch, WriterReply } from "../../src/ledger/sqlite-writer-worker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
@@ -53,6 +53,29 @@ function batch(id: string, debit: Account, credit: Account, amount: bigint, expe
   return {
     seq: ++seq, expectVersion, version: expectVersion + 1n, lastTs: ts, accounts: newAccounts.map(accountValues),
     transfers: rows.transfers, holds: [], balances: rows.balances, checkpoints: [], statements: [], events: [],
+  };
+}
+
+/** A batch of `n` transfers bank -> shop, amounts 1..n, prepared on `expectVersion`. */
+function manyBatch(prefix: string, n: number, expectVersion: bigint): { batch: WriterBatch; transfers: Transfer[] } {
+  const transfers: Transfer[] = [];
+  for (let i = 0; i < n; i++) {
+    ts += 1n;
+    const amount = BigInt(i + 1);
+    const debitPrevTs = bank.lastTs;
+    const creditPrevTs = shop.lastTs;
+    Object.assign(bank, { debitsPosted: bank.debitsPosted + amount, lastTs: ts, transferCount: bank.transferCount + 1 });
+    Object.assign(shop, { creditsPosted: shop.creditsPosted + amount, lastTs: ts, transferCount: shop.transferCount + 1 });
+    transfers.push({
+      ts, id: `${prefix}-${i}`, merchantId: null, debitAccountId: bank.id, creditAccountId: shop.id, amount, currency: "CNY", code: 0, flags: 0,
+      pendingId: null, timeoutSeconds: 0, expiresAt: null, status: "posted", resolvedAt: null, reference: null, metadata: null,
+      ...afterFields(bank, shop), debitPrevTs, creditPrevTs,
+    });
+  }
+  const rows = encodeRows(transfers, [bank, shop]);
+  return {
+    batch: { seq: ++seq, expectVersion, version: expectVersion + 1n, lastTs: ts, accounts: [], transfers: rows.transfers, holds: [], balances: rows.balances, checkpoints: [], statements: [], events: [] },
+    transfers,
   };
 }
 
@@ -150,4 +173,20 @@ test("a batch that fails between good ones leaves no balance, and the batches on
     other.exec("drop trigger refuse_boom");
     other.close();
   }
+});
+
+test("batches of every size are stored whole and in order (INSERTs of 64, 32, … 1 rows)", async () => {
+  // Sizes that take each statement size alone, every mix of them, and more than one of the largest.
+  for (const n of [1, 2, 3, 7, 31, 63, 64, 65, 100, 127, 129, 200]) {
+    const prefix = `size${n}`;
+    const { batch: b, transfers } = manyBatch(prefix, n, version);
+    const [reply] = await post([b]);
+    assert.equal(reply!.ok, true, `a batch of ${n}`);
+    version += 1n;
+    const rows = db.sqlite!.prepare("select * from ledger_transfers where id like ? order by ts").all(`${prefix}-%`);
+    assert.equal(rows.length, n, `rows of the batch of ${n}`);
+    assert.deepEqual(rows.map((r) => transferFromRow(r as never)), transfers, `the batch of ${n} as it was sent`);
+  }
+  assert.deepEqual(stored("bank"), { debits_posted: bank.debitsPosted, credits_posted: bank.creditsPosted, last_ts: bank.lastTs, transfer_count: BigInt(bank.transferCount) });
+  assert.deepEqual(stored("shop"), { debits_posted: shop.debitsPosted, credits_posted: shop.creditsPosted, last_ts: shop.lastTs, transfer_count: BigInt(shop.transferCount) });
 });
