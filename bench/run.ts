@@ -14,7 +14,7 @@ import { multiProcessPostgres } from "./pg-multi.ts";
 import { paymentsThroughput, setUpMerchant } from "./payments.ts";
 import { noticeThroughput } from "./notices.ts";
 import { vaultThroughput } from "./vault.ts";
-import { startProcess } from "./server.ts";
+import { startProcess, type ServerProcess } from "./server.ts";
 import { closedLoop } from "./closed-loop.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
 import { cpuSplit, threadTimes } from "./threads.ts";
@@ -182,6 +182,11 @@ async function postgresSection(pg: { url: string; drop(): Promise<void> } | null
 
 }
 
+function pidOf(server: ServerProcess): number {
+  if (server.child.pid === undefined) throw new Error("the server process has no pid");
+  return server.child.pid;
+}
+
 /** Over HTTP: one Tally process on SQLite, 64 connections. */
 async function httpSection(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "tally-bench-http-"));
@@ -206,18 +211,43 @@ async function httpSection(): Promise<void> {
     // ceiling: this machine's speed drifts over minutes, and the echo ceiling above was measured
     // minutes before.
     const echo = await startProcess("bench/echo-server.ts", [], {}, null);
+    const echoPid = pidOf(echo);
+    const tallyPid = pidOf(tally);
     const single: number[] = [];
     const p99: number[] = [];
     const ratios: number[] = [];
+    // CPU per request of each server's threads and of the load generator (this process, which
+    // shares the machine's cores with the server): where the two cores go (from session 9).
+    const cpu = { echo: [] as number[], echoClient: [] as number[], main: [] as number[], writer: [] as number[], rest: [] as number[], client: [] as number[] };
+    const clientUs = (since: NodeJS.CpuUsage, requests: number) => {
+      const used = process.cpuUsage(since);
+      return (used.user + used.system) / requests;
+    };
     try {
       await load(echo.url, "/echo", 64, httpWarmUpSeconds, transferBody); // warm-up
       for (let r = 0; r < reps; r++) {
-        const echoRate = (await load(echo.url, "/echo", 64, httpSeconds, transferBody)).requests.average;
+        const e0 = threadTimes(echoPid);
+        const ec0 = process.cpuUsage();
+        const echoRun = await load(echo.url, "/echo", 64, httpSeconds, transferBody);
+        const echoClient = clientUs(ec0, echoRun.requests.total);
+        const echoSplit = cpuSplit(e0, threadTimes(echoPid), echoRun.requests.total, echoPid);
+        const t0 = threadTimes(tallyPid);
+        const c0 = process.cpuUsage();
         const res = await load(tally.url, "/v1/ledger/transfers", 64, httpSeconds, transferBody, auth);
+        const client = clientUs(c0, res.requests.total);
+        const split = cpuSplit(t0, threadTimes(tallyPid), res.requests.total, tallyPid);
         if (res.non2xx > 0 || res.errors > 0) throw new Error(`HTTP single: ${res.non2xx} non-2xx, ${res.errors} errors`);
         single.push(res.requests.average);
         p99.push(res.latency.p99);
-        ratios.push(res.requests.average / echoRate);
+        ratios.push(res.requests.average / echoRun.requests.average);
+        if (echoSplit && split) {
+          cpu.echo.push(echoSplit.main + echoSplit.busiestOther + echoSplit.rest);
+          cpu.echoClient.push(echoClient);
+          cpu.main.push(split.main);
+          cpu.writer.push(split.busiestOther);
+          cpu.rest.push(split.rest);
+          cpu.client.push(client);
+        }
       }
     } finally {
       await echo.stop();
@@ -225,6 +255,13 @@ async function httpSection(): Promise<void> {
     record("http_single_tps", figure(single), "ceiling_http_echo_rps");
     record("http_single_paired_ratio", figure(ratios));
     record("http_single_p99_ms", figure(p99));
+    const cpuFigure = (runs: number[]) => (runs.length > 0 ? figure(runs) : null);
+    record("ceiling_http_echo_cpu_us", cpuFigure(cpu.echo));
+    record("ceiling_http_echo_client_cpu_us", cpuFigure(cpu.echoClient));
+    record("http_single_cpu_main_us", cpuFigure(cpu.main));
+    record("http_single_cpu_writer_us", cpuFigure(cpu.writer));
+    record("http_single_cpu_other_us", cpuFigure(cpu.rest));
+    record("http_single_client_cpu_us", cpuFigure(cpu.client));
     // The batch endpoint at its limit (8190 transfers per request, as the engine's own figures
     // and TigerBeetle's batches), and at 2000, the size earlier runs used.
     const batchUrl = `${tally.url}/v1/ledger/transfers/batch`;

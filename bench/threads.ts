@@ -1,7 +1,7 @@
-// CPU time of this process's threads, from /proc (Linux): where an in-process figure's time goes.
-// The main thread is the process's own id; of the others, the one that used the most CPU over a
-// measured run is the engine's writer thread (SQLite), and the rest are V8's helper threads
-// (garbage collection, compilation) and libuv's pool. Elsewhere than Linux there is no figure.
+// CPU time of a process's threads, from /proc (Linux): where a figure's time goes. The main thread
+// has the process's own id; of the others, the one that used the most CPU over a measured run is
+// the engine's writer thread (SQLite), and the rest are V8's helper threads (garbage collection,
+// compilation) and libuv's pool. Elsewhere than Linux there is no figure.
 import { readdirSync, readFileSync } from "node:fs";
 
 /** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux). */
@@ -9,18 +9,18 @@ const TICKS_PER_SECOND = 100;
 
 export type ThreadTimes = Map<string, number>;
 
-/** User + system CPU seconds per thread id, or null where /proc is not there. */
-export function threadTimes(): ThreadTimes | null {
+/** User + system CPU seconds per thread id of process `pid` (this one by default), or null where /proc is not there. */
+export function threadTimes(pid: number = process.pid): ThreadTimes | null {
   let tids: string[];
   try {
-    tids = readdirSync("/proc/self/task");
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
     return null;
   }
   const out: ThreadTimes = new Map();
   for (const tid of tids) {
     try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
       // Fields after the command name, which is in parentheses and may hold spaces.
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       out.set(tid, (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND);
@@ -38,10 +38,13 @@ export interface CpuSplit {
   readonly rest: number;
 }
 
-/** CPU per unit of work between two snapshots, split into the main thread, the busiest other thread and the rest. */
-export function cpuSplit(before: ThreadTimes | null, after: ThreadTimes | null, units: number): CpuSplit | null {
+/**
+ * CPU per unit of work between two snapshots of process `pid`'s threads (this one by default),
+ * split into the main thread, the busiest other thread and the rest.
+ */
+export function cpuSplit(before: ThreadTimes | null, after: ThreadTimes | null, units: number, pid: number = process.pid): CpuSplit | null {
   if (!before || !after || units <= 0) return null;
-  const main = String(process.pid);
+  const main = String(pid);
   let mainSeconds = 0;
   const others: number[] = [];
   for (const [tid, seconds] of after) {

@@ -26,3 +26,20 @@ test("the main thread's time read from /proc grows with work done on it", () => 
   assert.ok(x > 0);
   assert.ok(split.main >= 50_000, `the main thread used ${split.main} µs in 120 ms of work`);
 });
+
+test("another process's threads are read by its pid: its main thread's time grows with its work", async () => {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, ["-e", "const until = Date.now() + 5000; let x = 0; while (Date.now() < until) x += Math.sqrt(x + 1);"], { stdio: "ignore" });
+  try {
+    const pid = child.pid!;
+    const before = threadTimes(pid)!;
+    assert.ok(before.has(String(pid)), "the child's main thread is listed under its pid");
+    assert.ok(!before.has(String(process.pid)), "this process's threads are not");
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const split = cpuSplit(before, threadTimes(pid), 1, pid)!;
+    assert.ok(split.main >= 100_000, `the child's main thread used ${split.main} µs in 400 ms of a busy loop`);
+    assert.equal(threadTimes(2 ** 22 + 12345), null, "a process that does not exist has no figure");
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
