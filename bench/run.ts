@@ -142,7 +142,6 @@ async function sqliteSection(): Promise<void> {
     const uniform = await paired(false);
     record("engine_sqlite_tps", uniform.tps, "ceiling_sqlite_tps");
     record("engine_sqlite_paired_ratio", uniform.ratio);
-    const cpuFigure = (runs: number[]) => (runs.length > 0 ? figure(runs) : null);
     record("ceiling_sqlite_cpu_us", cpuFigure(uniform.cpu.ceiling));
     record("engine_sqlite_cpu_main_us", cpuFigure(uniform.cpu.main));
     record("engine_sqlite_cpu_writer_us", cpuFigure(uniform.cpu.writer));
@@ -180,6 +179,11 @@ async function postgresSection(pg: { url: string; drop(): Promise<void> } | null
     for (const name of ["engine_pg_tps", "engine_pg_hot_tps", "engine_pg_2proc_tps", "engine_pg_2proc_hot_tps"]) record(name, null);
   }
 
+}
+
+/** A CPU figure over the runs that had one (none where /proc is not there). */
+function cpuFigure(runs: number[]): Figure | null {
+  return runs.length > 0 ? figure(runs) : null;
 }
 
 function pidOf(server: ServerProcess): number {
@@ -255,7 +259,6 @@ async function httpSection(): Promise<void> {
     record("http_single_tps", figure(single), "ceiling_http_echo_rps");
     record("http_single_paired_ratio", figure(ratios));
     record("http_single_p99_ms", figure(p99));
-    const cpuFigure = (runs: number[]) => (runs.length > 0 ? figure(runs) : null);
     record("ceiling_http_echo_cpu_us", cpuFigure(cpu.echo));
     record("ceiling_http_echo_client_cpu_us", cpuFigure(cpu.echoClient));
     record("http_single_cpu_main_us", cpuFigure(cpu.main));
