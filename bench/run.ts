@@ -16,6 +16,7 @@ import { noticeThroughput } from "./notices.ts";
 import { vaultThroughput } from "./vault.ts";
 import { startProcess, type ServerProcess } from "./server.ts";
 import { closedLoop } from "./closed-loop.ts";
+import { load as leanLoad, type LoadResult } from "./load.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
 import { cpuSplit, threadTimes } from "./threads.ts";
 
@@ -41,7 +42,7 @@ function record(name: string, f: Figure | null, ceiling: string | null = null): 
   results[name] = f ? Math.round(f.median * 100) / 100 : null;
   rows.push([name, f, ceiling]);
   const ratio = f && ceiling && results[ceiling] ? ` = ${(f.median / results[ceiling]!).toFixed(2)} × ${ceiling}` : "";
-  console.log(`${name.padEnd(28)} ${f ? fmt(f.median).padStart(12) : "n/a".padStart(12)}  ${f ? `(${fmt(f.min)}–${fmt(f.max)})` : ""}${ratio}`);
+  console.log(`${name.padEnd(36)} ${f ? fmt(f.median).padStart(12) : "n/a".padStart(12)}  ${f ? `(${fmt(f.min)}–${fmt(f.max)})` : ""}${ratio}`);
 }
 
 async function pgUrl(): Promise<{ url: string; drop(): Promise<void> } | null> {
@@ -61,6 +62,7 @@ function transferBody(): string {
   return `{"id":"h${process.pid}-${String(n).padStart(12, "0")}","debit_account_id":"a${(n * 104729 + 13) % 1000}","credit_account_id":"a${(n * 7919) % 1000}","amount":100,"currency":"CNY"}`;
 }
 
+/** autocannon, as the HTTP figures were measured until session 9 (and payments still are). */
 async function load(url: string, path: string, connections: number, seconds: number, body: () => string, headers: Record<string, string> = {}) {
   const result = await autocannon({
     url,
@@ -71,9 +73,24 @@ async function load(url: string, path: string, connections: number, seconds: num
   return result;
 }
 
+/**
+ * The echo ceiling and HTTP single are measured with the lean load generator (bench/load.ts, from
+ * session 10): autocannon took as much CPU per request as the echo server it loaded, on the same
+ * two cores, so its figures measured the two programs together.
+ */
+const HTTP_CONNECTIONS = 64;
+
+async function leanRun(url: string, path: string, seconds: number, headers: Record<string, string> = {}): Promise<LoadResult> {
+  const r = await leanLoad({ url, path, connections: HTTP_CONNECTIONS, seconds, body: transferBody, headers });
+  if (r.errors > 0 || r.non2xx > 0) throw new Error(`${path}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+  return r;
+}
+
+const echoLoad = (url: string, seconds: number) => leanRun(url, "/echo", seconds);
+
 async function main(): Promise<void> {
   console.log(`Tally benchmark${quick ? " (quick)" : ""} — node ${process.version}, ${new Date().toISOString()}`);
-  console.log("figure                        median       (min–max over runs)   ratio\n");
+  console.log("figure                                median       (min–max over runs)   ratio\n");
 
   // Ceilings.
   if (wants("sqlite")) {
@@ -87,8 +104,8 @@ async function main(): Promise<void> {
   if (wants("http") || wants("payments")) {
     const echo = await startProcess("bench/echo-server.ts", [], {}, null);
     try {
-      await load(echo.url, "/echo", 64, httpWarmUpSeconds, transferBody); // warm-up
-      record("ceiling_http_echo_rps", await repeat(reps, async () => (await load(echo.url, "/echo", 64, httpSeconds, transferBody)).requests.average));
+      await echoLoad(echo.url, httpWarmUpSeconds); // warm-up
+      record("ceiling_http_echo_rps", await repeat(reps, async () => (await echoLoad(echo.url, httpSeconds)).rps));
     } finally {
       await echo.stop();
     }
@@ -210,7 +227,7 @@ async function httpSection(): Promise<void> {
       });
       if (res.status !== 201) throw new Error(`account setup failed: ${res.status} ${await res.text()}`);
     }
-    await load(tally.url, "/v1/ledger/transfers", 64, httpWarmUpSeconds, transferBody, auth); // warm-up
+    await leanRun(tally.url, "/v1/ledger/transfers", httpWarmUpSeconds, auth); // warm-up
     // Each run right after an echo run of its own, as the SQLite engine is paired with its
     // ceiling: this machine's speed drifts over minutes, and the echo ceiling above was measured
     // minutes before.
@@ -219,7 +236,11 @@ async function httpSection(): Promise<void> {
     const tallyPid = pidOf(tally);
     const single: number[] = [];
     const p99: number[] = [];
+    const echoP99: number[] = [];
     const ratios: number[] = [];
+    // The same pair with autocannon, the load generator of sessions 1-9, for comparison with them.
+    const acRatios: number[] = [];
+    const acP99: number[] = [];
     // CPU per request of each server's threads and of the load generator (this process, which
     // shares the machine's cores with the server): where the two cores go (from session 9).
     const cpu = { echo: [] as number[], echoClient: [] as number[], main: [] as number[], writer: [] as number[], rest: [] as number[], client: [] as number[] };
@@ -228,22 +249,22 @@ async function httpSection(): Promise<void> {
       return (used.user + used.system) / requests;
     };
     try {
-      await load(echo.url, "/echo", 64, httpWarmUpSeconds, transferBody); // warm-up
+      await echoLoad(echo.url, httpWarmUpSeconds); // warm-up
       for (let r = 0; r < reps; r++) {
         const e0 = threadTimes(echoPid);
         const ec0 = process.cpuUsage();
-        const echoRun = await load(echo.url, "/echo", 64, httpSeconds, transferBody);
-        const echoClient = clientUs(ec0, echoRun.requests.total);
-        const echoSplit = cpuSplit(e0, threadTimes(echoPid), echoRun.requests.total, echoPid);
+        const echoRun = await echoLoad(echo.url, httpSeconds);
+        const echoClient = clientUs(ec0, echoRun.requests);
+        const echoSplit = cpuSplit(e0, threadTimes(echoPid), echoRun.requests, echoPid);
         const t0 = threadTimes(tallyPid);
         const c0 = process.cpuUsage();
-        const res = await load(tally.url, "/v1/ledger/transfers", 64, httpSeconds, transferBody, auth);
-        const client = clientUs(c0, res.requests.total);
-        const split = cpuSplit(t0, threadTimes(tallyPid), res.requests.total, tallyPid);
-        if (res.non2xx > 0 || res.errors > 0) throw new Error(`HTTP single: ${res.non2xx} non-2xx, ${res.errors} errors`);
-        single.push(res.requests.average);
-        p99.push(res.latency.p99);
-        ratios.push(res.requests.average / echoRun.requests.average);
+        const res = await leanRun(tally.url, "/v1/ledger/transfers", httpSeconds, auth);
+        const client = clientUs(c0, res.requests);
+        const split = cpuSplit(t0, threadTimes(tallyPid), res.requests, tallyPid);
+        single.push(res.rps);
+        p99.push(res.latencyMs.p99);
+        echoP99.push(echoRun.latencyMs.p99);
+        ratios.push(res.rps / echoRun.rps);
         if (echoSplit && split) {
           cpu.echo.push(echoSplit.main + echoSplit.busiestOther + echoSplit.rest);
           cpu.echoClient.push(echoClient);
@@ -252,6 +273,11 @@ async function httpSection(): Promise<void> {
           cpu.rest.push(split.rest);
           cpu.client.push(client);
         }
+        const acEcho = await load(echo.url, "/echo", HTTP_CONNECTIONS, httpSeconds, transferBody);
+        const acTally = await load(tally.url, "/v1/ledger/transfers", HTTP_CONNECTIONS, httpSeconds, transferBody, auth);
+        if (acTally.non2xx > 0 || acTally.errors > 0) throw new Error(`HTTP single (autocannon): ${acTally.non2xx} non-2xx, ${acTally.errors} errors`);
+        acRatios.push(acTally.requests.average / acEcho.requests.average);
+        acP99.push(acTally.latency.p99);
       }
     } finally {
       await echo.stop();
@@ -259,6 +285,9 @@ async function httpSection(): Promise<void> {
     record("http_single_tps", figure(single), "ceiling_http_echo_rps");
     record("http_single_paired_ratio", figure(ratios));
     record("http_single_p99_ms", figure(p99));
+    record("ceiling_http_echo_p99_ms", figure(echoP99));
+    record("http_single_autocannon_paired_ratio", figure(acRatios));
+    record("http_single_autocannon_p99_ms", figure(acP99));
     record("ceiling_http_echo_cpu_us", cpuFigure(cpu.echo));
     record("ceiling_http_echo_client_cpu_us", cpuFigure(cpu.echoClient));
     record("http_single_cpu_main_us", cpuFigure(cpu.main));
