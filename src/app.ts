@@ -61,7 +61,7 @@ export interface Tally {
   runPaymentJobs(): Promise<void>;
   /** Fans out new events and starts due webhook deliveries once; for tests. */
   runWebhookJobs(): Promise<void>;
-  /** Reloads data keys and re-encrypts up to `vaultJobBatchesMax` batches once; for tests. */
+  /** Reloads data keys, re-encrypts up to `vaultJobBatchesMax` batches and seals notification bodies kept in clear, once; for tests. */
   runVaultJobs(): Promise<void>;
   /** Starts listening; resolves to the base URL. */
   listen(): Promise<string>;
@@ -131,7 +131,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   const payments = new PaymentService({ db, engine, clock, limits: config.limits, channels, router, logger, baseUrl: () => baseUrl });
   const refunds = new RefundService(payments);
   const payouts = new PayoutService(payments, vault);
-  const inbox = new NotificationInbox(payments, refunds, payouts, logger);
+  const inbox = new NotificationInbox(payments, refunds, payouts, logger, vault);
   simulator?.connect((notification) => inbox.receive("simulator", notification));
   const webhooks = new WebhookService({ db, engine, clock, limits: config.limits, logger });
   const banks = new CustodyBanks(clock);
@@ -233,6 +233,10 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
 
   const runVaultJobs = async () => {
     await reencryptor.run({ batchRows: config.limits.vaultReencryptBatchRows, batchesMax: config.limits.vaultJobBatchesMax });
+    // Notification bodies received in clear before they were sealed (migration 0011).
+    for (let i = 0; i < config.limits.vaultJobBatchesMax; i++) {
+      if ((await inbox.sealClearBodies(config.limits.vaultReencryptBatchRows)) < config.limits.vaultReencryptBatchRows) break;
+    }
   };
 
   const timers: NodeJS.Timeout[] = [];

@@ -639,6 +639,13 @@ const steps: Record<string, Step> = {
     if (dialect !== "postgres") return;
     await sql`create table ledger_lease (id integer primary key)`.execute(db);
   },
+  // A channel's notification can name the payer (Alipay's buyer_logon_id, a masked card number):
+  // its body is sealed by the vault like a bank's notice (vault/registry.ts SEALED_DOCUMENTS).
+  // Rows received before this migration keep their clear `body` until the vault job seals them
+  // (payments/notifications.ts sealClearBodies); a sealed row's `body` is empty.
+  "0011_notification_bodies_sealed": async (db, dialect) => {
+    await db.schema.alterTable("channel_notifications").addColumn("sealed_body", dialect === "sqlite" ? "blob" : "bytea").execute();
+  },
 };
 
 /** Rows per statement when a migration copies a table (12 columns: within SQLite's 32 766 variables). */

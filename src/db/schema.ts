@@ -220,8 +220,13 @@ export interface ChannelNotificationsTable {
   received_at: bigint;
   content_type: string | null;
   headers: string;
-  /** The body exactly as received. */
+  /**
+   * The body exactly as received, in clear: only rows received before migration 0011 that the
+   * vault job has not sealed yet. Empty once `sealed_body` holds it.
+   */
   body: string;
+  /** The body exactly as received (UTF-8), sealed by the vault (purpose `channel.notification`). */
+  sealed_body: Uint8Array | null;
   status: "received" | "applied" | "duplicate" | "rejected" | "ignored" | "failed";
   reason: string | null;
   dedupe_key: string | null;

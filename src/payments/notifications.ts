@@ -2,6 +2,8 @@
 // else, then verified, de-duplicated and applied. A notification that fails verification
 // changes nothing and stays in the inbox for inspection; one that could not be applied (a bug,
 // the database down) stays `failed` and can be replayed. Answers go back in the channel's protocol.
+// Bodies are sealed by the vault as received: a notification can name the payer (Alipay's
+// buyer_logon_id, UnionPay's masked card number), and personal data is encrypted at rest.
 import type { Logger } from "pino";
 import type { Channel, NotifyAck, RawNotification } from "../channels/channel.ts";
 import { ApiError } from "../kernel/errors.ts";
@@ -11,6 +13,10 @@ import type { PayoutService } from "./payouts.ts";
 import type { RefundService } from "./refunds.ts";
 import { EXPIRED_BY_TALLY, type PaymentService } from "./service.ts";
 import { commitUnit } from "./unit-of-work.ts";
+import type { Vault } from "../vault/index.ts";
+
+/** Notification bodies are sealed whole under this purpose (vault/registry.ts SEALED_DOCUMENTS). */
+export const NOTIFICATION_PURPOSE = "channel.notification";
 
 /** Headers never kept with a stored notification. */
 const DROPPED_HEADERS = new Set(["authorization", "cookie", "proxy-authorization"]);
@@ -33,7 +39,40 @@ export class NotificationInbox {
     private readonly refunds: RefundService,
     private readonly payouts: PayoutService,
     private readonly logger: Logger,
+    private readonly vault: Vault,
   ) {}
+
+  /** A stored notification's body exactly as it was received. */
+  bodyOf(row: Pick<ChannelNotificationsTable, "body" | "sealed_body">): string {
+    // A row without a seal was received before bodies were sealed (migration 0011).
+    return row.sealed_body === null ? row.body : this.vault.openDocument(NOTIFICATION_PURPOSE, row.sealed_body).toString("utf8");
+  }
+
+  /**
+   * Seals up to `limit` bodies stored in clear before bodies were sealed (the vault job calls this
+   * until none is left); returns how many it sealed. Each row is sealed once: the update applies
+   * only while the row is still unsealed, so processes running it at once do no harm.
+   */
+  async sealClearBodies(limit: number): Promise<number> {
+    const rows = await this.payments.ctx.db.read
+      .selectFrom("channel_notifications")
+      .select(["id", "body"])
+      .where("sealed_body", "is", null)
+      .orderBy("id")
+      .limit(limit)
+      .execute();
+    if (rows.length === 0) return 0;
+    const sealed = rows.map((r) => ({ id: r.id, seal: this.vault.sealDocument(NOTIFICATION_PURPOSE, Buffer.from(r.body, "utf8")) }));
+    await commitUnit(this.payments.ctx.engine, [], () => ({
+      value: null,
+      write: async (tx) => {
+        for (const r of sealed) {
+          await tx.updateTable("channel_notifications").set({ sealed_body: r.seal, body: "" }).where("id", "=", r.id).where("sealed_body", "is", null).execute();
+        }
+      },
+    }));
+    return rows.length;
+  }
 
   private channel(id: string): Channel {
     const channel = this.payments.ctx.channels.get(id);
@@ -53,7 +92,8 @@ export class NotificationInbox {
       received_at: this.payments.ctx.clock.nowUs(),
       content_type: notification.contentType ?? null,
       headers: JSON.stringify(headers),
-      body: notification.body,
+      body: "",
+      sealed_body: this.vault.sealDocument(NOTIFICATION_PURPOSE, Buffer.from(notification.body, "utf8")),
       status: "received",
       reason: null,
       dedupe_key: null,
@@ -72,7 +112,7 @@ export class NotificationInbox {
   }
 
   private async process(channel: Channel, row: ChannelNotificationsTable): Promise<NotificationOutcome> {
-    const notification: RawNotification = { contentType: row.content_type ?? undefined, headers: JSON.parse(row.headers) as Record<string, string>, body: row.body };
+    const notification: RawNotification = { contentType: row.content_type ?? undefined, headers: JSON.parse(row.headers) as Record<string, string>, body: this.bodyOf(row) };
     let status: NotificationStatus;
     let reason: string | null = null;
     let dedupeKey: string | null = null;

@@ -50,6 +50,14 @@ export function registerNotifyRoutes(app: FastifyInstance, deps: { inbox: Notifi
       if (q.status) query = query.where("status", "=", q.status);
       if (q.channel) query = query.where("channel", "=", q.channel);
       const limit = Math.min(Math.max(Number(q.limit ?? 20), 1), 100);
+      // One row whose seal does not open (its key lost, its bytes damaged) must not hide the rest.
+      const bodyOrNull = (r: (typeof rows)[number]): string | null => {
+        try {
+          return deps.inbox.bodyOf(r);
+        } catch {
+          return null;
+        }
+      };
       const rows = await query.orderBy("received_at", "desc").orderBy("id", "desc").limit(limit).execute();
       const data = rows.map((r) => ({
         id: r.id,
@@ -58,7 +66,7 @@ export function registerNotifyRoutes(app: FastifyInstance, deps: { inbox: Notifi
         reason: r.reason,
         received_at: formatTimestampUs(BigInt(r.received_at)),
         content_type: r.content_type,
-        body: r.body,
+        body: bodyOrNull(r),
       }));
       return sendRendered(reply, { status: 200, body: stringifyJson({ data, has_more: false }) });
     },

@@ -55,9 +55,12 @@ export const columnName = (c: Pick<SensitiveColumn, "table" | "column">) => `${c
 
 /**
  * Whole documents sealed as received (bank notices and statements carry payers' names and
- * accounts): their purposes have data keys like columns, but no per-value coverage scan.
+ * accounts; channels' notifications their buyers' logins and masked cards): their purposes have data keys like columns, but no per-value coverage scan.
  */
-export const SEALED_DOCUMENTS = [{ table: "custody_documents", column: "raw_body", purpose: "custody.document" }] as const;
+export const SEALED_DOCUMENTS = [
+  { table: "custody_documents", column: "raw_body", purpose: "custody.document" },
+  { table: "channel_notifications", column: "sealed_body", purpose: "channel.notification" },
+] as const;
 
 /** Data-key purposes of the registry. */
 export function registeredPurposes(columns: readonly SensitiveColumn[] = SENSITIVE_COLUMNS): string[] {

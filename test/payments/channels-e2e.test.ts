@@ -9,7 +9,7 @@ import { createAlipayChannel } from "../../src/channels/alipay/index.ts";
 import { createWechatPayChannel } from "../../src/channels/wechat-pay/index.ts";
 import { ManualClock } from "../../src/kernel/clock.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
-import { account, balances, createPayment } from "../support/payments.ts";
+import { account, balances, createPayment, notificationRows } from "../support/payments.ts";
 import { AlipayFake, rsaKeys } from "../channels/fakes/alipay-fake.ts";
 import { WechatPayFake } from "../channels/fakes/wechat-pay-fake.ts";
 
@@ -55,7 +55,7 @@ describe("payments through the Alipay and WeChat Pay connectors", () => {
     app.tally.server.inject({ method: "POST", url: `/v1/channels/${channel}/notify`, headers, payload: body });
 
   async function inbox(status: "rejected" | "duplicate" | "applied") {
-    return app.tally.db.read.selectFrom("channel_notifications").selectAll().where("status", "=", status).execute();
+    return notificationRows(app, status);
   }
 
   test("Alipay with Huabei installments: redirect, then the signed notification settles it once", async () => {

@@ -2,14 +2,14 @@
 // recording an attempt and recording the channel's answer.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../src/kernel/clock.ts";
 import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
 import { startServerProcess } from "../support/server-process.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
-import { account, attempt, balances, createPayment } from "../support/payments.ts";
+import { account, attempt, balances, createPayment, notificationRows } from "../support/payments.ts";
 
 describe("simulator notifications", () => {
   const clock = new ManualClock(BigInt(Date.now()) * 1000n);
@@ -36,7 +36,7 @@ describe("simulator notifications", () => {
     for (let i = 0; i < 3; i++) assert.equal((await notify(body)).statusCode, 200);
     const after = await balances(app, "wallet:store:17");
     assert.equal(after.credits_posted - before.credits_posted, 4200, "paid once, whatever the copies");
-    const rows = await app.tally.db.read.selectFrom("channel_notifications").selectAll().where("body", "=", body).execute();
+    const rows = (await notificationRows(app)).filter((r) => r.body === body);
     assert.deepEqual(rows.map((r) => r.status).sort(), ["applied", "duplicate", "duplicate", "duplicate"]);
   });
 
@@ -119,12 +119,89 @@ describe("simulator notifications", () => {
     const p = await createPayment(app, { amount: 55 });
     const a = await attempt(app, p.id, { outcome: "pending" });
     await notify(JSON.stringify({ attempt_id: a.body.id, outcome: "succeeded" }));
-    const row = await app.tally.db.read.selectFrom("channel_notifications").selectAll().where("body", "like", `%${a.body.id}%`).executeTakeFirstOrThrow();
+    const row = (await notificationRows(app)).find((r) => r.body.includes(a.body.id))!;
+    assert.ok(row, "the notification is in the inbox");
     const before = await balances(app, "wallet:store:17");
     const replay = await app.request("POST", `/v1/admin/notifications/${row.id}/replay`, {});
     assert.equal(replay.status, 200);
     assert.equal(replay.body.status, "duplicate");
     assert.deepEqual(await balances(app, "wallet:store:17"), before);
+  });
+});
+
+for (const dialect of ["sqlite", "postgres"] as const) describe(`notification bodies at rest (${dialect})`, () => {
+  const clock = new ManualClock(BigInt(Date.now()) * 1000n);
+  let app: TestApp;
+  before(async () => {
+    app = await startTestApp({ clock, dialect, label: "notify-sealed" });
+    await account(app, "wallet:store:17");
+  });
+  after(async () => app.close());
+
+  const notify = (body: string) =>
+    app.tally.server.inject({ method: "POST", url: "/v1/channels/simulator/notify", headers: { "content-type": "application/json" }, payload: body });
+  const insertClear = (id: string, body: string, status: "received" | "rejected") =>
+    app.tally.db.kysely
+      .insertInto("channel_notifications")
+      .values({ id, channel: "simulator", received_at: clock.nowUs(), content_type: "application/json", headers: "{}", body, sealed_body: null, status, reason: null, dedupe_key: null, processed_at: null })
+      .execute();
+
+  test("a body is sealed by the vault as received: no clear copy in the row or the database file", async () => {
+    const marker = `buyer_logon_id 159****5620 marker-${process.pid}-${Date.now()}`;
+    const body = JSON.stringify({ attempt_id: "att_no_such_attempt", outcome: "succeeded", buyer: marker });
+    assert.equal((await notify(body)).statusCode, 400, "refused (no such attempt), and kept");
+    const row = (await notificationRows(app)).find((r) => r.body === body);
+    assert.ok(row, "opened, the stored body is the one received, byte for byte");
+    assert.equal(row.stored, "", "the clear column holds nothing");
+    assert.ok(row.sealed_body !== null && !Buffer.from(row.sealed_body).includes(marker));
+    const path = app.tally.db.sqlitePath;
+    if (dialect === "sqlite") assert.ok(path && existsSync(path), "the database file is there to read");
+    for (const file of path ? [path, `${path}-wal`] : []) {
+      if (existsSync(file)) assert.ok(!readFileSync(file).includes(marker), `${file} holds the body in clear`);
+    }
+    const listed = await app.request("GET", "/v1/admin/notifications?status=rejected&limit=100");
+    assert.ok(listed.body.data.some((n: { id: string; body: string }) => n.id === row.id && n.body === body), "the inbox shows it opened");
+  });
+
+  test("a body kept in clear from before bodies were sealed is read, replayed, then sealed once by the vault job", async () => {
+    const p = await createPayment(app, { amount: 77 });
+    const a = await attempt(app, p.id, { outcome: "pending" });
+    const body = JSON.stringify({ attempt_id: a.body.id, outcome: "succeeded" });
+    const id = `ntf_legacy_${process.pid}`;
+    await insertClear(id, body, "received");
+    const listed = await app.request("GET", "/v1/admin/notifications?status=received&limit=100");
+    assert.ok(listed.body.data.some((n: { id: string; body: string }) => n.id === id && n.body === body));
+    const replay = await app.request("POST", `/v1/admin/notifications/${id}/replay`, {});
+    assert.equal(replay.status, 200, replay.text);
+    assert.equal(replay.body.status, "applied");
+    assert.equal((await app.request("GET", `/v1/payments/${p.id}`)).body.status, "succeeded");
+
+    await app.tally.runVaultJobs();
+    const sealed = (await notificationRows(app)).find((r) => r.id === id)!;
+    assert.equal(sealed.stored, "", "the clear copy is gone");
+    assert.equal(sealed.body, body, "the sealed copy opens to the body as received");
+    assert.equal(sealed.status, "applied", "sealing changes nothing else");
+    await app.tally.runVaultJobs();
+    const again = (await notificationRows(app)).find((r) => r.id === id)!;
+    assert.deepEqual(Buffer.from(again.sealed_body!), Buffer.from(sealed.sealed_body!), "sealed once, not again");
+    assert.equal((await notificationRows(app)).filter((r) => r.sealed_body === null).length, 0, "no body left in clear");
+  });
+
+  test("a seal that does not open hides no other notification, and its replay fails without details", async () => {
+    const good = JSON.stringify({ attempt_id: "att_still_listed", outcome: "failed" });
+    assert.equal((await notify(good)).statusCode, 400);
+    const id = `ntf_damaged_${process.pid}`;
+    await insertClear(id, "", "rejected");
+    await app.tally.db.kysely.updateTable("channel_notifications").set({ sealed_body: Buffer.from("TLYD\u0000\u0003x:y:1 not a seal") }).where("id", "=", id).execute();
+    const listed = await app.request("GET", "/v1/admin/notifications?status=rejected&limit=100");
+    assert.equal(listed.status, 200);
+    const data = listed.body.data as Array<{ id: string; body: string | null }>;
+    assert.equal(data.find((n) => n.id === id)?.body, null);
+    assert.ok(data.some((n) => n.body === good), "the others are listed with their bodies");
+    const replay = await app.request("POST", `/v1/admin/notifications/${id}/replay`, {});
+    assert.equal(replay.status, 500);
+    assert.equal(replay.body.error.code, "internal_error");
+    assert.ok(!/seal|TLYD|vault/i.test(replay.text), replay.text);
   });
 });
 

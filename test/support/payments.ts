@@ -1,6 +1,7 @@
 // Helpers for payment tests: accounts, payments and attempts through the HTTP API.
 import assert from "node:assert/strict";
 import type { TestApp } from "./app.ts";
+import { NOTIFICATION_PURPOSE } from "../../src/payments/notifications.ts";
 
 let seq = 0;
 export const nextId = (prefix: string) => `${prefix}-${++seq}`;
@@ -26,3 +27,11 @@ export async function attempt(app: TestApp, paymentId: string, simulator: Record
   return app.request("POST", `/v1/payments/${paymentId}/attempts`, { method: "simulator", simulator, ...extra });
 }
 
+
+/** The notification inbox's rows, each with its body opened from the vault's seal as the inbox reads it. */
+export async function notificationRows(app: TestApp, status?: string) {
+  let query = app.tally.db.read.selectFrom("channel_notifications").selectAll();
+  if (status !== undefined) query = query.where("status", "=", status as "applied");
+  const rows = await query.orderBy("id").execute();
+  return rows.map((r) => ({ ...r, stored: r.body, body: r.sealed_body === null ? r.body : app.tally.vault.openDocument(NOTIFICATION_PURPOSE, r.sealed_body).toString("utf8") }));
+}
