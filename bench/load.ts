@@ -57,7 +57,8 @@ function percentile(sorted: Float64Array, p: number): number {
 export async function load(options: LoadOptions): Promise<LoadResult> {
   const target = new URL(options.url);
   const port = Number(target.port || 80);
-  const host = target.hostname;
+  // A URL's hostname keeps an IPv6 address in brackets ("[::1]"); a socket wants it without.
+  const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
   let head = `POST ${options.path} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/json\r\n`;
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     if (/[\r\n]/.test(name + value)) throw new Error(`header ${name} holds a line break`);

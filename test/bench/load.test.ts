@@ -141,3 +141,19 @@ test("a header holding a line break is refused before anything is sent", async (
     /line break/,
   );
 });
+
+test("an IPv6 address in the URL (in brackets) is connected to", async () => {
+  const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    req.on("end", () => res.writeHead(200, { "content-type": "application/json", "content-length": "2" }).end("{}"));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "::1", resolve));
+  try {
+    const url = `http://[::1]:${(server.address() as { port: number }).port}`;
+    const result = await load({ url, path: "/", connections: 2, seconds: 0.3, body: () => "{}" });
+    assert.equal(result.errors, 0);
+    assert.ok(result.requests > 0, `${result.requests} answers`);
+  } finally {
+    await close(server);
+  }
+});
