@@ -645,6 +645,9 @@ const steps: Record<string, Step> = {
   // (payments/notifications.ts sealClearBodies); a sealed row's `body` is empty.
   "0011_notification_bodies_sealed": async (db, dialect) => {
     await db.schema.alterTable("channel_notifications").addColumn("sealed_body", dialect === "sqlite" ? "blob" : "bytea").execute();
+    // The vault job looks for clear bodies on every run: a partial index holds only those, so once
+    // all are sealed the look is a read of an empty index, not a scan of the inbox.
+    await db.schema.createIndex("channel_notifications_clear").on("channel_notifications").column("id").where(sql.ref("sealed_body"), "is", null).execute();
   },
 };
 

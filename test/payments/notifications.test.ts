@@ -163,6 +163,15 @@ for (const dialect of ["sqlite", "postgres"] as const) describe(`notification bo
     assert.ok(listed.body.data.some((n: { id: string; body: string }) => n.id === row.id && n.body === body), "the inbox shows it opened");
   });
 
+  test("a body holding NUL and control bytes is kept (sealed) and refused, on either database", async () => {
+    const body = "\u0000\u0001binary \u0007 end";
+    const res = await notify(body);
+    assert.equal(res.statusCode, 400, res.body);
+    const row = (await notificationRows(app)).find((r) => r.body.startsWith("\u0000\u0001binary"));
+    assert.ok(row, "kept in the inbox");
+    assert.equal(row.status, "rejected");
+  });
+
   test("a body kept in clear from before bodies were sealed is read, replayed, then sealed once by the vault job", async () => {
     const p = await createPayment(app, { amount: 77 });
     const a = await attempt(app, p.id, { outcome: "pending" });
