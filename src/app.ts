@@ -231,12 +231,18 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     await webhooks.deliverDue();
   };
 
+  // Two jobs, each on its own: one that keeps failing (a value that does not decrypt) must not
+  // keep the other from running.
   const runVaultJobs = async () => {
-    await reencryptor.run({ batchRows: config.limits.vaultReencryptBatchRows, batchesMax: config.limits.vaultJobBatchesMax });
-    // Notification bodies received in clear before they were sealed (migration 0011).
-    for (let i = 0; i < config.limits.vaultJobBatchesMax; i++) {
-      if ((await inbox.sealClearBodies(config.limits.vaultReencryptBatchRows)) < config.limits.vaultReencryptBatchRows) break;
-    }
+    const reencrypt = reencryptor.run({ batchRows: config.limits.vaultReencryptBatchRows, batchesMax: config.limits.vaultJobBatchesMax });
+    const seal = (async () => {
+      // Notification bodies received in clear before they were sealed (migration 0011).
+      for (let i = 0; i < config.limits.vaultJobBatchesMax; i++) {
+        if ((await inbox.sealClearBodies(config.limits.vaultReencryptBatchRows)) < config.limits.vaultReencryptBatchRows) break;
+      }
+    })();
+    const failed = (await Promise.allSettled([reencrypt, seal])).filter((r) => r.status === "rejected");
+    if (failed.length > 0) throw failed.length === 1 ? failed[0]!.reason : new AggregateError(failed.map((r) => r.reason), "vault jobs failed");
   };
 
   const timers: NodeJS.Timeout[] = [];

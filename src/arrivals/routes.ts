@@ -131,7 +131,7 @@ export function registerCustodyRoutes(app: FastifyInstance, deps: CustodyRouteDe
     const doc = await db.read.selectFrom("custody_documents").selectAll().where("id", "=", id).executeTakeFirst();
     if (!doc) throw new ApiError("not_found", `no notice ${id}`, "id");
     const entries = await db.read.selectFrom("custody_entries").selectAll().where("document_id", "=", id).orderBy("position").execute();
-    const raw = inbox.documentBody(doc);
+    const raw = await inbox.documentBody(doc);
     return sendRendered(
       reply,
       json(200, {
@@ -211,7 +211,7 @@ export function registerCustodyRoutes(app: FastifyInstance, deps: CustodyRouteDe
       for (const id of body.notice_ids) {
         const doc = await db.read.selectFrom("custody_documents").selectAll().where("id", "=", id).where("bank", "=", bank).executeTakeFirst();
         if (!doc) throw new ApiError("validation_failed", `no notice ${id} of bank ${bank}`, "notice_ids");
-        const parsed = parseDocument(inbox.documentBody(doc), checked.profile);
+        const parsed = parseDocument(await inbox.documentBody(doc), checked.profile);
         data.push({
           notice_id: id,
           errors: parsed.errors,

@@ -55,8 +55,9 @@ export class ArrivalInbox {
   }
 
   /** A stored document's body exactly as it was received. */
-  documentBody(doc: Pick<CustodyDocumentsTable, "raw_body">): Buffer {
-    return this.ctx.vault.openDocument(DOCUMENT_PURPOSE, doc.raw_body);
+  documentBody(doc: Pick<CustodyDocumentsTable, "raw_body">): Promise<Buffer> {
+    // Fresh: a document sealed by another process after a rotation names a key this one may lack.
+    return this.ctx.vault.openDocumentFresh(DOCUMENT_PURPOSE, doc.raw_body);
   }
 
   /** Resolves when every document received so far was processed (tests, shutdown). */
@@ -133,7 +134,7 @@ export class ArrivalInbox {
       if (!stored) {
         errors = [{ code: "malformed", field: "profile", value: `no profile for bank ${doc.bank}` }];
       } else {
-        const parsed = parseDocument(this.documentBody(doc), stored.profile);
+        const parsed = parseDocument(await this.documentBody(doc), stored.profile);
         errors = [...parsed.errors];
         entries = parsed.statements.flatMap((s) => s.entries);
       }

@@ -56,6 +56,10 @@ function openSqliteConnection(path: string, readonly: boolean): BetterSqlite3.Da
   db.pragma("busy_timeout = 5000");
   db.pragma("foreign_keys = ON");
   db.pragma("cache_size = -65536");
+  // Content a write frees is overwritten with zeros: personal data replaced by its ciphertext (a
+  // notification body sealed after the fact, a value re-encrypted) leaves no clear copy behind in
+  // the file's free space. The writer thread sets the same (sqlite-writer-worker.ts).
+  if (!readonly) db.pragma("secure_delete = ON");
   return db;
 }
 

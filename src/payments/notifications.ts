@@ -42,16 +42,18 @@ export class NotificationInbox {
     private readonly vault: Vault,
   ) {}
 
-  /** A stored notification's body exactly as it was received. */
-  bodyOf(row: Pick<ChannelNotificationsTable, "body" | "sealed_body">): string {
+  /** A stored notification's body exactly as it was received (VaultError when its seal does not open). */
+  async bodyOf(row: Pick<ChannelNotificationsTable, "body" | "sealed_body">): Promise<string> {
     // A row without a seal was received before bodies were sealed (migration 0011).
-    return row.sealed_body === null ? row.body : this.vault.openDocument(NOTIFICATION_PURPOSE, row.sealed_body).toString("utf8");
+    if (row.sealed_body === null) return row.body;
+    return (await this.vault.openDocumentFresh(NOTIFICATION_PURPOSE, row.sealed_body)).toString("utf8");
   }
 
   /**
    * Seals up to `limit` bodies stored in clear before bodies were sealed (the vault job calls this
-   * until none is left); returns how many it sealed. Each row is sealed once: the update applies
-   * only while the row is still unsealed, so processes running it at once do no harm.
+   * until none is left); returns how many it sealed. The update applies only while the row is
+   * still unsealed: two processes sealing at once never overwrite a seal made from a body they
+   * did not read.
    */
   async sealClearBodies(limit: number): Promise<number> {
     const rows = await this.payments.ctx.db.read
@@ -101,7 +103,7 @@ export class NotificationInbox {
     };
     // Raw first: committed before it is parsed, so nothing received can be lost.
     await commitUnit(this.payments.ctx.engine, [], () => ({ value: null, write: (tx) => tx.insertInto("channel_notifications").values(row).execute().then(() => undefined) }));
-    return this.process(channel, row);
+    return this.process(channel, row, notification.body);
   }
 
   /** Processes a stored notification again (after a fix); applying twice changes nothing. */
@@ -111,8 +113,9 @@ export class NotificationInbox {
     return this.process(this.channel(row.channel), row);
   }
 
-  private async process(channel: Channel, row: ChannelNotificationsTable): Promise<NotificationOutcome> {
-    const notification: RawNotification = { contentType: row.content_type ?? undefined, headers: JSON.parse(row.headers) as Record<string, string>, body: this.bodyOf(row) };
+  /** `body`: the clear body when the caller has it (just received), else it is opened from the row. */
+  private async process(channel: Channel, row: ChannelNotificationsTable, body?: string): Promise<NotificationOutcome> {
+    const notification: RawNotification = { contentType: row.content_type ?? undefined, headers: JSON.parse(row.headers) as Record<string, string>, body: body ?? (await this.bodyOf(row)) };
     let status: NotificationStatus;
     let reason: string | null = null;
     let dedupeKey: string | null = null;

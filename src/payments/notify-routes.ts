@@ -50,24 +50,29 @@ export function registerNotifyRoutes(app: FastifyInstance, deps: { inbox: Notifi
       if (q.status) query = query.where("status", "=", q.status);
       if (q.channel) query = query.where("channel", "=", q.channel);
       const limit = Math.min(Math.max(Number(q.limit ?? 20), 1), 100);
-      // One row whose seal does not open (its key lost, its bytes damaged) must not hide the rest.
-      const bodyOrNull = (r: (typeof rows)[number]): string | null => {
+      // One row whose seal does not open (its key lost, its bytes damaged) must not hide the rest;
+      // it is listed with a null body and logged.
+      const bodyOrNull = async (r: (typeof rows)[number]): Promise<string | null> => {
         try {
-          return deps.inbox.bodyOf(r);
-        } catch {
+          return await deps.inbox.bodyOf(r);
+        } catch (err) {
+          request.log.error({ err, notification: r.id }, "a stored notification's seal does not open");
           return null;
         }
       };
       const rows = await query.orderBy("received_at", "desc").orderBy("id", "desc").limit(limit).execute();
-      const data = rows.map((r) => ({
-        id: r.id,
-        channel: r.channel,
-        status: r.status,
-        reason: r.reason,
-        received_at: formatTimestampUs(BigInt(r.received_at)),
-        content_type: r.content_type,
-        body: bodyOrNull(r),
-      }));
+      const data: unknown[] = [];
+      for (const r of rows) {
+        data.push({
+          id: r.id,
+          channel: r.channel,
+          status: r.status,
+          reason: r.reason,
+          received_at: formatTimestampUs(BigInt(r.received_at)),
+          content_type: r.content_type,
+          body: await bodyOrNull(r),
+        });
+      }
       return sendRendered(reply, { status: 200, body: stringifyJson({ data, has_more: false }) });
     },
   );

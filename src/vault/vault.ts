@@ -148,11 +148,7 @@ export class Vault {
   /** Opens a sealed document, or throws VaultError (tampered, truncated, unknown key). */
   openDocument(purpose: string, sealed: Uint8Array): Buffer {
     const b = Buffer.from(sealed);
-    if (b.length < 6 || !b.subarray(0, 4).equals(DOCUMENT_MAGIC)) throw new VaultError("not a sealed document");
-    const headerLength = b.readUInt16BE(4);
-    const [format, suiteId, versionText] = b.subarray(6, 6 + headerLength).toString().split(":");
-    const version = Number(versionText);
-    if (format !== FORMAT || !suiteId || !isSuiteId(suiteId) || !Number.isInteger(version)) throw new VaultError("the sealed document's header is not readable");
+    const { headerLength, suiteId, version } = documentHeader(b);
     const key = this.keys.get("data", purpose, version);
     if (!key || key.suite !== suiteId) throw new VaultError(`unknown key version ${version} of ${purpose}`);
     const s = suite(suiteId);
@@ -165,6 +161,21 @@ export class Vault {
     } catch {
       throw new VaultError("the sealed document failed authentication (tampered or wrong key)");
     }
+  }
+
+  /**
+   * Like openDocument, but first reloads the keys when the document names a version this process
+   * has not seen (sealed by another process after a rotation).
+   */
+  async openDocumentFresh(purpose: string, sealed: Uint8Array): Promise<Buffer> {
+    let version: number | null = null;
+    try {
+      version = documentHeader(Buffer.from(sealed)).version;
+    } catch {
+      // openDocument says what is wrong with it.
+    }
+    if (version !== null && !this.keys.get("data", purpose, version)) await this.keys.refresh();
+    return this.openDocument(purpose, sealed);
   }
 
   /** Like decrypt, but first reloads the keys when the value names a version this process has not seen. */
@@ -226,3 +237,13 @@ export function blindIndexLegacy(provider: KeyProvider, purpose: string, value: 
 export const maskBankAccount = maskBankAccountNumber;
 /** `张三` → `张*`; `John Smith` → `J*** Smith`. */
 export const maskPersonName = maskName;
+
+/** The header of a sealed document (see sealDocument), or VaultError when it is not one. */
+function documentHeader(b: Buffer): { headerLength: number; suiteId: SuiteId; version: number } {
+  if (b.length < 6 || !b.subarray(0, 4).equals(DOCUMENT_MAGIC)) throw new VaultError("not a sealed document");
+  const headerLength = b.readUInt16BE(4);
+  const [format, suiteId, versionText] = b.subarray(6, 6 + headerLength).toString().split(":");
+  const version = Number(versionText);
+  if (format !== FORMAT || !suiteId || !isSuiteId(suiteId) || !Number.isInteger(version)) throw new VaultError("the sealed document's header is not readable");
+  return { headerLength, suiteId, version };
+}

@@ -3,6 +3,7 @@
 // back exactly as received. On SQLite the job's look for clear bodies reads the partial index.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
 import { sql } from "kysely";
 import { openDatabase } from "../../src/db/database.ts";
 import { migrate } from "../../src/db/migrations.ts";
@@ -34,10 +35,12 @@ for (const dialect of ["sqlite", "postgres"] as const) {
         const rows = await db.read.selectFrom("channel_notifications").selectAll().orderBy("id").execute();
         assert.deepEqual(rows.map((r) => [r.body, r.sealed_body]), BODIES.map((b) => [b, null]), "unchanged, not sealed yet");
         if (dialect === "sqlite") {
-          const plan = (db.sqliteReader!.prepare("explain query plan select id, body from channel_notifications where sealed_body is null order by id limit 10").all() as Array<{ detail: string }>)
+          // The job's query as Kysely writes it (NotificationInbox.sealClearBodies).
+          const query = db.read.selectFrom("channel_notifications").select(["id", "body"]).where("sealed_body", "is", null).orderBy("id").limit(10).compile();
+          const plan = (db.sqliteReader!.prepare(`explain query plan ${query.sql}`).all(...(query.parameters as unknown[])) as Array<{ detail: string }>)
             .map((p) => p.detail)
             .join(" | ");
-          assert.match(plan, /channel_notifications_clear/, plan);
+          assert.match(plan, /USING INDEX channel_notifications_clear/, plan);
         }
       } finally {
         await db.close();
@@ -53,6 +56,13 @@ for (const dialect of ["sqlite", "postgres"] as const) {
         assert.deepEqual(listed.body.data.map((n: { body: string }) => n.body).sort(), [...BODIES].sort());
       } finally {
         await app.close();
+      }
+      // Nor in the file's free space: the space the clear bodies took was overwritten (secure_delete).
+      const path = app.tally.db.sqlitePath;
+      for (const file of path ? [path, `${path}-wal`] : []) {
+        if (!existsSync(file)) continue;
+        const bytes = readFileSync(file);
+        for (const body of BODIES) assert.ok(!bytes.includes(Buffer.from(body)), `${file} still holds ${JSON.stringify(body)}`);
       }
     });
   });

@@ -10,6 +10,9 @@ import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
 import { startServerProcess } from "../support/server-process.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 import { account, attempt, balances, createPayment, notificationRows } from "../support/payments.ts";
+import { openDatabase } from "../../src/db/database.ts";
+import { NOTIFICATION_PURPOSE } from "../../src/payments/notifications.ts";
+import { openVault } from "../../src/vault/index.ts";
 
 describe("simulator notifications", () => {
   const clock = new ManualClock(BigInt(Date.now()) * 1000n);
@@ -199,9 +202,14 @@ for (const dialect of ["sqlite", "postgres"] as const) describe(`notification bo
   test("a seal that does not open hides no other notification, and its replay fails without details", async () => {
     const good = JSON.stringify({ attempt_id: "att_still_listed", outcome: "failed" });
     assert.equal((await notify(good)).statusCode, 400);
-    const id = `ntf_damaged_${process.pid}`;
-    await insertClear(id, "", "rejected");
-    await app.tally.db.kysely.updateTable("channel_notifications").set({ sealed_body: Buffer.from("TLYD\u0000\u0003x:y:1 not a seal") }).where("id", "=", id).execute();
+    const damaged = JSON.stringify({ attempt_id: "att_to_be_damaged", outcome: "failed" });
+    assert.equal((await notify(damaged)).statusCode, 400);
+    // One byte of the ciphertext flipped: the header reads, the authentication fails.
+    const row = (await notificationRows(app)).find((r) => r.body === damaged)!;
+    const id = row.id;
+    const bytes = Buffer.from(row.sealed_body!);
+    bytes[bytes.length - 20]! ^= 0x01;
+    await app.tally.db.kysely.updateTable("channel_notifications").set({ sealed_body: bytes }).where("id", "=", id).execute();
     const listed = await app.request("GET", "/v1/admin/notifications?status=rejected&limit=100");
     assert.equal(listed.status, 200);
     const data = listed.body.data as Array<{ id: string; body: string | null }>;
@@ -211,6 +219,24 @@ for (const dialect of ["sqlite", "postgres"] as const) describe(`notification bo
     assert.equal(replay.status, 500);
     assert.equal(replay.body.error.code, "internal_error");
     assert.ok(!/seal|TLYD|vault/i.test(replay.text), replay.text);
+  });
+
+  test("a body sealed by another process under a key version rotated there is opened here", async () => {
+    // Another Tally process: its own connection and vault on the same database and key file.
+    const db2 = openDatabase(app.database.url);
+    try {
+      const vault2 = await openVault(db2, { keyFile: app.tally.config.vaultKeyFile, suite: "aes" });
+      const version = await vault2.rotate(NOTIFICATION_PURPOSE);
+      assert.ok(version >= 2);
+      const body = JSON.stringify({ attempt_id: "att_sealed_elsewhere", outcome: "failed" });
+      const id = `ntf_rotated_${process.pid}`;
+      await insertClear(id, "", "rejected");
+      await app.tally.db.kysely.updateTable("channel_notifications").set({ sealed_body: vault2.sealDocument(NOTIFICATION_PURPOSE, Buffer.from(body)) }).where("id", "=", id).execute();
+      const listed = await app.request("GET", "/v1/admin/notifications?status=rejected&limit=100");
+      assert.equal((listed.body.data as Array<{ id: string; body: string | null }>).find((n) => n.id === id)?.body, body);
+    } finally {
+      await db2.close();
+    }
   });
 });
 
