@@ -56,9 +56,11 @@ function openSqliteConnection(path: string, readonly: boolean): BetterSqlite3.Da
   db.pragma("busy_timeout = 5000");
   db.pragma("foreign_keys = ON");
   db.pragma("cache_size = -65536");
-  // Content a write frees is overwritten with zeros: personal data replaced by its ciphertext (a
-  // notification body sealed after the fact, a value re-encrypted) leaves no clear copy behind in
-  // the file's free space. The writer thread sets the same (sqlite-writer-worker.ts).
+  // Content a write on this connection frees is overwritten with zeros: personal data replaced in
+  // place (a notification body sealed after the fact, a value re-encrypted: both written here)
+  // leaves no clear copy in the file's free space. Not on the ledger's writer thread, which
+  // writes no personal data: there it cost ~5 % of the engine's throughput (zeroing the space
+  // that page splits and growing balance records free; docs/benchmarks.md, session 11).
   if (!readonly) db.pragma("secure_delete = ON");
   return db;
 }

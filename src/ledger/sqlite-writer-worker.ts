@@ -41,8 +41,6 @@ db.pragma("busy_timeout = 5000");
 // As large a page cache as the main connections': every batch rewrites thousands of account
 // rows, and with the default 2 MB the appended transfer pages evicted them between batches.
 db.pragma("cache_size = -65536");
-// As the other connections (db/database.ts): content a write frees is overwritten with zeros.
-db.pragma("secure_delete = ON");
 
 const placeholders = (n: number) => `(${new Array(n).fill("?").join(",")})`;
 const tcols = SQLITE_TRANSFER_COLUMNS.join(",");

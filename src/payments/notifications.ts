@@ -65,14 +65,14 @@ export class NotificationInbox {
       .execute();
     if (rows.length === 0) return 0;
     const sealed = rows.map((r) => ({ id: r.id, seal: this.vault.sealDocument(NOTIFICATION_PURPOSE, Buffer.from(r.body, "utf8")) }));
-    await commitUnit(this.payments.ctx.engine, [], () => ({
-      value: null,
-      write: async (tx) => {
-        for (const r of sealed) {
-          await tx.updateTable("channel_notifications").set({ sealed_body: r.seal, body: "" }).where("id", "=", r.id).where("sealed_body", "is", null).execute();
-        }
-      },
-    }));
+    // On the service's own connection, not through the ledger's writer: on SQLite this one
+    // overwrites the space the clear bodies took (secure_delete, db/database.ts), as the vault's
+    // re-encryption does for the values it replaces.
+    await this.payments.ctx.db.transaction(async (tx) => {
+      for (const r of sealed) {
+        await tx.updateTable("channel_notifications").set({ sealed_body: r.seal, body: "" }).where("id", "=", r.id).where("sealed_body", "is", null).execute();
+      }
+    });
     return rows.length;
   }
 
