@@ -20,7 +20,7 @@ import type { Channel } from "./channels/channel.ts";
 import { Router } from "./channels/routing.ts";
 import { configuredChannels } from "./channels/configured.ts";
 import { SimulatorChannel, defaultSimulatorSettings, type SimulatorSettings } from "./channels/simulator/index.ts";
-import { NotificationInbox, PaymentService, PayoutService, RefundService, registerNotifyRoutes, registerPaymentRoutes } from "./payments/index.ts";
+import { NotificationInbox, PaymentService, PayoutService, RefundService, registerNotifyRoutes, registerPaymentRoutes, sealClearNotificationBodies } from "./payments/index.ts";
 import { AuditLog, Reencryptor, openVault, registerVaultRoutes, type Vault } from "./vault/index.ts";
 import { WebhookService, registerWebhookRoutes } from "./webhooks/index.ts";
 import { registerOpsRoutes } from "./ops/routes.ts";
@@ -238,7 +238,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     const seal = (async () => {
       // Notification bodies received in clear before they were sealed (migration 0011).
       for (let i = 0; i < config.limits.vaultJobBatchesMax; i++) {
-        if ((await inbox.sealClearBodies(config.limits.vaultReencryptBatchRows)) < config.limits.vaultReencryptBatchRows) break;
+        if ((await sealClearNotificationBodies(db, vault, config.limits.vaultReencryptBatchRows)) < config.limits.vaultReencryptBatchRows) break;
       }
     })();
     const failed = (await Promise.allSettled([reencrypt, seal])).filter((r) => r.status === "rejected");

@@ -6,6 +6,7 @@ import { migrate } from "../db/migrations.ts";
 import { ApiKeyStore, SCOPES } from "../http/api-keys.ts";
 import { loadConfig } from "../kernel/config.ts";
 import { seedDemo } from "../payments/demo.ts";
+import { sealClearNotificationBodies } from "../payments/index.ts";
 import { AuditLog, Reencryptor, coverageReport, formatCoverage, openVault, registeredPurposes, type Vault } from "../vault/index.ts";
 
 const USAGE = `Usage: tally <command>
@@ -101,6 +102,16 @@ async function vaultCommand(sub: string | undefined, rest: string[]): Promise<nu
       }),
     );
     console.log(batches === 0 ? "every sensitive column is on its newest data key" : `finished after ${batches} batches`);
+    // Notification bodies stored in clear before they were sealed (migration 0011).
+    const sealed = await withVault(async (db, vault) => {
+      let total = 0;
+      for (let n; (n = await sealClearNotificationBodies(db, vault, Number(batchRows))) > 0; ) {
+        total += n;
+        if (Number(pauseMs) > 0) await new Promise((resolve) => setTimeout(resolve, Number(pauseMs)));
+      }
+      return total;
+    });
+    if (sealed > 0) console.log(`sealed ${sealed} notification bodies kept in clear`);
     return 0;
   }
   if (sub === "coverage") {

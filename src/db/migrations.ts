@@ -642,7 +642,7 @@ const steps: Record<string, Step> = {
   // A channel's notification can name the payer (Alipay's buyer_logon_id, a masked card number):
   // its body is sealed by the vault like a bank's notice (vault/registry.ts SEALED_DOCUMENTS).
   // Rows received before this migration keep their clear `body` until the vault job seals them
-  // (payments/notifications.ts sealClearBodies); a sealed row's `body` is empty.
+  // (payments/notifications.ts sealClearNotificationBodies); a sealed row's `body` is empty.
   "0011_notification_bodies_sealed": async (db, dialect) => {
     await db.schema.alterTable("channel_notifications").addColumn("sealed_body", dialect === "sqlite" ? "blob" : "bytea").execute();
     // The vault job looks for clear bodies on every run: a partial index holds only those, so once

@@ -2,7 +2,7 @@
 export { PaymentService, INSTALLMENT_PERIODS, type PaymentsContext } from "./service.ts";
 export { RefundService } from "./refunds.ts";
 export { PayoutService } from "./payouts.ts";
-export { NotificationInbox } from "./notifications.ts";
+export { NOTIFICATION_PURPOSE, NotificationInbox, sealClearNotificationBodies } from "./notifications.ts";
 export { registerPaymentRoutes, attemptInput, AttemptCreate } from "./routes.ts";
 export { registerNotifyRoutes } from "./notify-routes.ts";
 export { checkoutUrl, paymentJson, attemptJson } from "./view.ts";

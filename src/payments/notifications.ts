@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Channel, NotifyAck, RawNotification } from "../channels/channel.ts";
 import { ApiError } from "../kernel/errors.ts";
 import { ulid } from "../kernel/ids.ts";
+import type { Database } from "../db/database.ts";
 import type { ChannelNotificationsTable } from "../db/schema.ts";
 import type { PayoutService } from "./payouts.ts";
 import type { RefundService } from "./refunds.ts";
@@ -49,32 +50,6 @@ export class NotificationInbox {
     return (await this.vault.openDocumentFresh(NOTIFICATION_PURPOSE, row.sealed_body)).toString("utf8");
   }
 
-  /**
-   * Seals up to `limit` bodies stored in clear before bodies were sealed (the vault job calls this
-   * until none is left); returns how many it sealed. The update applies only while the row is
-   * still unsealed: two processes sealing at once never overwrite a seal made from a body they
-   * did not read.
-   */
-  async sealClearBodies(limit: number): Promise<number> {
-    const rows = await this.payments.ctx.db.read
-      .selectFrom("channel_notifications")
-      .select(["id", "body"])
-      .where("sealed_body", "is", null)
-      .orderBy("id")
-      .limit(limit)
-      .execute();
-    if (rows.length === 0) return 0;
-    const sealed = rows.map((r) => ({ id: r.id, seal: this.vault.sealDocument(NOTIFICATION_PURPOSE, Buffer.from(r.body, "utf8")) }));
-    // On the service's own connection, not through the ledger's writer: on SQLite this one
-    // overwrites the space the clear bodies took (secure_delete, db/database.ts), as the vault's
-    // re-encryption does for the values it replaces.
-    await this.payments.ctx.db.transaction(async (tx) => {
-      for (const r of sealed) {
-        await tx.updateTable("channel_notifications").set({ sealed_body: r.seal, body: "" }).where("id", "=", r.id).where("sealed_body", "is", null).execute();
-      }
-    });
-    return rows.length;
-  }
 
   private channel(id: string): Channel {
     const channel = this.payments.ctx.channels.get(id);
@@ -195,4 +170,25 @@ export class NotificationInbox {
       }
     }
   }
+}
+
+/**
+ * Seals up to `limit` bodies stored in clear before bodies were sealed (migration 0011); returns
+ * how many it sealed. The server's vault job and `tally vault reencrypt` call it until none is
+ * left. The update applies only while the row is still unsealed: two processes sealing at once
+ * never overwrite a seal made from a body they did not read.
+ */
+export async function sealClearNotificationBodies(db: Database, vault: Vault, limit: number): Promise<number> {
+  const rows = await db.read.selectFrom("channel_notifications").select(["id", "body"]).where("sealed_body", "is", null).orderBy("id").limit(limit).execute();
+  if (rows.length === 0) return 0;
+  const sealed = rows.map((r) => ({ id: r.id, seal: vault.sealDocument(NOTIFICATION_PURPOSE, Buffer.from(r.body, "utf8")) }));
+  // On the service's own connection, not through the ledger's writer: on SQLite this one
+  // overwrites the space the clear bodies took (secure_delete, db/database.ts), as the vault's
+  // re-encryption does for the values it replaces.
+  await db.transaction(async (tx) => {
+    for (const r of sealed) {
+      await tx.updateTable("channel_notifications").set({ sealed_body: r.seal, body: "" }).where("id", "=", r.id).where("sealed_body", "is", null).execute();
+    }
+  });
+  return rows.length;
 }

@@ -10,6 +10,7 @@ import { migrate } from "../../src/db/migrations.ts";
 import { createTestDatabase } from "../support/databases.ts";
 import { startTestApp } from "../support/app.ts";
 import { notificationRows } from "../support/payments.ts";
+import { runCli } from "../support/cli.ts";
 
 const COMMON = [
   `{"attempt_id":"att_old","outcome":"succeeded","buyer_logon_id":"159****5620"}`,
@@ -35,7 +36,7 @@ for (const dialect of ["sqlite", "postgres"] as const) {
         const rows = await db.read.selectFrom("channel_notifications").selectAll().orderBy("id").execute();
         assert.deepEqual(rows.map((r) => [r.body, r.sealed_body]), BODIES.map((b) => [b, null]), "unchanged, not sealed yet");
         if (dialect === "sqlite") {
-          // The job's query as Kysely writes it (NotificationInbox.sealClearBodies).
+          // The job's query as Kysely writes it (sealClearNotificationBodies).
           const query = db.read.selectFrom("channel_notifications").select(["id", "body"]).where("sealed_body", "is", null).orderBy("id").limit(10).compile();
           const plan = (db.sqliteReader!.prepare(`explain query plan ${query.sql}`).all(...(query.parameters as unknown[])) as Array<{ detail: string }>)
             .map((p) => p.detail)
@@ -48,7 +49,22 @@ for (const dialect of ["sqlite", "postgres"] as const) {
 
       const app = await startTestApp({ dialect, label: "ntfseal", config: { databaseUrl: database.url } });
       try {
-        await app.tally.runVaultJobs();
+        const before = (await app.request("GET", "/v1/admin/vault/coverage")).body;
+        const documents = before.documents.find((d: { table: string }) => d.table === "channel_notifications");
+        assert.deepEqual([documents.rows, documents.sealed, documents.not_sealed], [BODIES.length, 0, BODIES.length]);
+        assert.deepEqual(documents.not_sealed_examples, BODIES.map((_, i) => `ntf_old_${i}`));
+        assert.ok(before.overall.coverage_percent < 100, "clear bodies bring coverage down");
+        if (dialect === "sqlite") {
+          // The operator's command seals them (the server's job on the other database).
+          const cli = await runCli(["vault", "reencrypt"], { TALLY_DATABASE_URL: database.url, TALLY_VAULT_KEY_FILE: app.tally.config.vaultKeyFile, TALLY_LOG_LEVEL: "silent" });
+          assert.equal(cli.code, 0, cli.stderr);
+          assert.match(cli.stdout, new RegExp(`sealed ${BODIES.length} notification bodies`));
+        } else {
+          await app.tally.runVaultJobs();
+        }
+        const after = (await app.request("GET", "/v1/admin/vault/coverage")).body;
+        assert.equal(after.overall.coverage_percent, 100);
+        assert.equal(after.documents.find((d: { table: string }) => d.table === "channel_notifications").sealed, BODIES.length);
         const sealed = await notificationRows(app);
         assert.deepEqual(sealed.map((r) => r.body), BODIES, "read back exactly as received");
         assert.ok(sealed.every((r) => r.stored === "" && r.sealed_body !== null), "no clear copy left");
