@@ -50,7 +50,6 @@ export class NotificationInbox {
     return (await this.vault.openDocumentFresh(NOTIFICATION_PURPOSE, row.sealed_body)).toString("utf8");
   }
 
-
   private channel(id: string): Channel {
     const channel = this.payments.ctx.channels.get(id);
     if (!channel?.verifyNotification || !channel.acknowledge) throw new ApiError("not_found", `no channel ${id} takes notifications`);
