@@ -126,7 +126,13 @@ export interface PayoutResult {
 export interface RawNotification {
   readonly contentType: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
+  /** The body as text (decoded as UTF-8). */
   readonly body: string;
+  /**
+   * The body's bytes exactly as received, when they came over HTTP: what the inbox keeps, and
+   * what a connector whose channel sends another charset (GBK) would decode itself.
+   */
+  readonly bytes?: Uint8Array;
 }
 
 /** What a verified notification says happened. */

@@ -43,11 +43,16 @@ export class NotificationInbox {
     private readonly vault: Vault,
   ) {}
 
-  /** A stored notification's body exactly as it was received (VaultError when its seal does not open). */
+  /** A stored notification's body as text, decoded as UTF-8 (VaultError when its seal does not open). */
   async bodyOf(row: Pick<ChannelNotificationsTable, "body" | "sealed_body">): Promise<string> {
-    // A row without a seal was received before bodies were sealed (migration 0011).
-    if (row.sealed_body === null) return row.body;
-    return (await this.vault.openDocumentFresh(NOTIFICATION_PURPOSE, row.sealed_body)).toString("utf8");
+    return (await this.bytesOf(row)).toString("utf8");
+  }
+
+  /** A stored notification's body exactly as it was received (VaultError when its seal does not open). */
+  async bytesOf(row: Pick<ChannelNotificationsTable, "body" | "sealed_body">): Promise<Buffer> {
+    // A row without a seal was received, as text, before bodies were sealed (migration 0011).
+    if (row.sealed_body === null) return Buffer.from(row.body, "utf8");
+    return this.vault.openDocumentFresh(NOTIFICATION_PURPOSE, row.sealed_body);
   }
 
   private channel(id: string): Channel {
@@ -69,7 +74,8 @@ export class NotificationInbox {
       content_type: notification.contentType ?? null,
       headers: JSON.stringify(headers),
       body: "",
-      sealed_body: this.vault.sealDocument(NOTIFICATION_PURPOSE, Buffer.from(notification.body, "utf8")),
+      // The bytes as received when they came over HTTP (a body in another charset is kept whole).
+      sealed_body: this.vault.sealDocument(NOTIFICATION_PURPOSE, notification.bytes ?? Buffer.from(notification.body, "utf8")),
       status: "received",
       reason: null,
       dedupe_key: null,
@@ -77,7 +83,7 @@ export class NotificationInbox {
     };
     // Raw first: committed before it is parsed, so nothing received can be lost.
     await commitUnit(this.payments.ctx.engine, [], () => ({ value: null, write: (tx) => tx.insertInto("channel_notifications").values(row).execute().then(() => undefined) }));
-    return this.process(channel, row, notification.body);
+    return this.process(channel, row, notification);
   }
 
   /** Processes a stored notification again (after a fix); applying twice changes nothing. */
@@ -87,9 +93,15 @@ export class NotificationInbox {
     return this.process(this.channel(row.channel), row);
   }
 
-  /** `body`: the clear body when the caller has it (just received), else it is opened from the row. */
-  private async process(channel: Channel, row: ChannelNotificationsTable, body?: string): Promise<NotificationOutcome> {
-    const notification: RawNotification = { contentType: row.content_type ?? undefined, headers: JSON.parse(row.headers) as Record<string, string>, body: body ?? (await this.bodyOf(row)) };
+  /** `received`: the notification as it just arrived; without it, its body is opened from the row. */
+  private async process(channel: Channel, row: ChannelNotificationsTable, received?: RawNotification): Promise<NotificationOutcome> {
+    const bytes = received ? undefined : await this.bytesOf(row);
+    const notification: RawNotification = {
+      contentType: row.content_type ?? undefined,
+      headers: JSON.parse(row.headers) as Record<string, string>,
+      body: received ? received.body : bytes!.toString("utf8"),
+      bytes: received ? received.bytes : bytes,
+    };
     let status: NotificationStatus;
     let reason: string | null = null;
     let dedupeKey: string | null = null;

@@ -23,10 +23,12 @@ const InboxQuery = Type.Object(
 
 export function registerNotifyRoutes(app: FastifyInstance, deps: { inbox: NotificationInbox; db: Database }): void {
   // Channels post form-encoded (Alipay), JSON (WeChat Pay, the simulator) or anything else: the
-  // body is taken as text, whatever its type, and stored before it is parsed.
+  // body is taken as bytes, whatever its type, stored exactly as received before it is parsed,
+  // and handed to the connector as UTF-8 text (with its bytes, for a channel that sends another
+  // charset).
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser("*", { parseAs: "string", bodyLimit: NOTIFICATION_BYTES_MAX }, (_request, body, done) => done(null, body));
+    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: NOTIFICATION_BYTES_MAX }, (_request, body, done) => done(null, body));
     scope.post(
       "/v1/channels/:channel/notify",
       { bodyLimit: NOTIFICATION_BYTES_MAX, schema: { tags: ["channels"], summary: "A channel's asynchronous notification (its own format)", params: Type.Object({ channel: Type.String({ pattern: "^[a-z0-9_]{1,32}$" }) }) } },
@@ -34,8 +36,8 @@ export function registerNotifyRoutes(app: FastifyInstance, deps: { inbox: Notifi
         const { channel } = request.params as { channel: string };
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(request.headers)) if (typeof v === "string") headers[k] = v;
-        const body = typeof request.body === "string" ? request.body : "";
-        const outcome = await deps.inbox.receive(channel, { contentType: request.headers["content-type"], headers, body });
+        const bytes = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const outcome = await deps.inbox.receive(channel, { contentType: request.headers["content-type"], headers, body: bytes.toString("utf8"), bytes });
         return reply.code(outcome.ack.status).type(outcome.ack.contentType).send(outcome.ack.body);
       },
     );

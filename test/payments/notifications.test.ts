@@ -166,6 +166,22 @@ for (const dialect of ["sqlite", "postgres"] as const) describe(`notification bo
     assert.ok(listed.body.data.some((n: { id: string; body: string }) => n.id === row.id && n.body === body), "the inbox shows it opened");
   });
 
+  test("a body in another charset (GBK bytes, not UTF-8) is kept byte for byte", async () => {
+    // "付款人" in GBK inside a form body: as UTF-8 text these bytes would become U+FFFD.
+    const bytes = Buffer.concat([Buffer.from("attempt_id=att_gbk_body&payer="), Buffer.from([0xb8, 0xb6, 0xbf, 0xee, 0xc8, 0xcb])]);
+    const res = await app.tally.server.inject({
+      method: "POST",
+      url: "/v1/channels/simulator/notify",
+      headers: { "content-type": "application/x-www-form-urlencoded; charset=gbk" },
+      payload: bytes,
+    });
+    assert.equal(res.statusCode, 400, "the simulator reads JSON only: refused, and kept");
+    const rows = await app.tally.db.read.selectFrom("channel_notifications").selectAll().where("content_type", "=", "application/x-www-form-urlencoded; charset=gbk").execute();
+    assert.equal(rows.length, 1);
+    const stored = app.tally.vault.openDocument(NOTIFICATION_PURPOSE, rows[0]!.sealed_body!);
+    assert.deepEqual(stored, bytes, "the bytes as received, not their UTF-8 reading");
+  });
+
   test("a body holding NUL and control bytes is kept (sealed) and refused, on either database", async () => {
     const body = "\u0000\u0001binary \u0007 end";
     const res = await notify(body);
