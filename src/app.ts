@@ -235,12 +235,8 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   // keep the other from running.
   const runVaultJobs = async () => {
     const reencrypt = reencryptor.run({ batchRows: config.limits.vaultReencryptBatchRows, batchesMax: config.limits.vaultJobBatchesMax });
-    const seal = (async () => {
-      // Notification bodies received in clear before they were sealed (migration 0011).
-      for (let i = 0; i < config.limits.vaultJobBatchesMax; i++) {
-        if ((await sealClearNotificationBodies(db, vault, config.limits.vaultReencryptBatchRows)) < config.limits.vaultReencryptBatchRows) break;
-      }
-    })();
+    // Notification bodies received in clear before they were sealed (migration 0011).
+    const seal = sealClearNotificationBodies(db, vault, { batchRows: config.limits.vaultReencryptBatchRows, batchesMax: config.limits.vaultJobBatchesMax });
     const failed = (await Promise.allSettled([reencrypt, seal])).filter((r) => r.status === "rejected");
     if (failed.length > 0) throw failed.length === 1 ? failed[0]!.reason : new AggregateError(failed.map((r) => r.reason), "vault jobs failed");
   };

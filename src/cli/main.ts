@@ -103,14 +103,7 @@ async function vaultCommand(sub: string | undefined, rest: string[]): Promise<nu
     );
     console.log(batches === 0 ? "every sensitive column is on its newest data key" : `finished after ${batches} batches`);
     // Notification bodies stored in clear before they were sealed (migration 0011).
-    const sealed = await withVault(async (db, vault) => {
-      let total = 0;
-      for (let n; (n = await sealClearNotificationBodies(db, vault, Number(batchRows))) > 0; ) {
-        total += n;
-        if (Number(pauseMs) > 0) await new Promise((resolve) => setTimeout(resolve, Number(pauseMs)));
-      }
-      return total;
-    });
+    const sealed = await withVault((db, vault) => sealClearNotificationBodies(db, vault, { batchRows: Number(batchRows), pauseMs: Number(pauseMs) }));
     if (sealed > 0) console.log(`sealed ${sealed} notification bodies kept in clear`);
     return 0;
   }

@@ -184,12 +184,31 @@ export class NotificationInbox {
 }
 
 /**
- * Seals up to `limit` bodies stored in clear before bodies were sealed (migration 0011); returns
- * how many it sealed. The server's vault job and `tally vault reencrypt` call it until none is
- * left. The update applies only while the row is still unsealed: two processes sealing at once
- * never overwrite a seal made from a body they did not read.
+ * Seals the bodies stored in clear before bodies were sealed (migration 0011), `batchRows` per
+ * transaction, until none is left or after `batchesMax` batches; returns how many it sealed. The
+ * server's vault job (a few batches per run) and `tally vault reencrypt` (all) call it.
  */
-export async function sealClearNotificationBodies(db: Database, vault: Vault, limit: number): Promise<number> {
+export async function sealClearNotificationBodies(
+  db: Database,
+  vault: Vault,
+  options: { batchRows: number; batchesMax?: number; pauseMs?: number },
+): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < (options.batchesMax ?? Infinity); i++) {
+    const sealed = await sealBatch(db, vault, options.batchRows);
+    total += sealed;
+    if (sealed < options.batchRows) break;
+    if (options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
+  }
+  return total;
+}
+
+/**
+ * One batch: up to `limit` clear bodies sealed in one transaction. The update applies only while
+ * the row is still unsealed: two processes sealing at once never overwrite a seal made from a
+ * body they did not read.
+ */
+async function sealBatch(db: Database, vault: Vault, limit: number): Promise<number> {
   const rows = await db.read.selectFrom("channel_notifications").select(["id", "body"]).where("sealed_body", "is", null).orderBy("id").limit(limit).execute();
   if (rows.length === 0) return 0;
   const sealed = rows.map((r) => ({ id: r.id, seal: vault.sealDocument(NOTIFICATION_PURPOSE, Buffer.from(r.body, "utf8")) }));
