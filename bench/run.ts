@@ -211,12 +211,18 @@ function pidOf(server: ServerProcess): number {
 /** A Tally server on a new SQLite file, with the 1,000 accounts HTTP transfers move money between. */
 async function startTally(): Promise<{ server: ServerProcess; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "tally-bench-http-"));
-  const server = await startProcess(
-    "src/cli/main.ts",
-    ["serve"],
-    { TALLY_DATABASE_URL: `sqlite:${join(dir, "tally.db")}`, TALLY_ADMIN_KEY: ADMIN_KEY, TALLY_LOG_LEVEL: "warn" },
-    "/healthz",
-  );
+  let server: ServerProcess;
+  try {
+    server = await startProcess(
+      "src/cli/main.ts",
+      ["serve"],
+      { TALLY_DATABASE_URL: `sqlite:${join(dir, "tally.db")}`, TALLY_ADMIN_KEY: ADMIN_KEY, TALLY_LOG_LEVEL: "warn" },
+      "/healthz",
+    );
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const stop = async () => {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
