@@ -18,7 +18,7 @@ import { startProcess, type ServerProcess } from "./server.ts";
 import { closedLoop } from "./closed-loop.ts";
 import { load as leanLoad, type LoadResult } from "./load.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
-import { cpuSplit, threadTimes } from "./threads.ts";
+import { cpuSplit, mainThreadSchedule, threadTimes } from "./threads.ts";
 
 const quick = process.argv.includes("--quick");
 const skipPostgres = process.argv.includes("--no-postgres");
@@ -268,6 +268,21 @@ async function httpSection(): Promise<void> {
     // CPU per request of each server's threads and of the load generator (this process, which
     // shares the machine's cores with the server): where the two cores go (from session 9).
     const cpu = { echo: [] as number[], echoClient: [] as number[], main: [] as number[], writer: [] as number[], rest: [] as number[], client: [] as number[] };
+    // Each server's main thread: the share of the run it was on a core, and waiting for one
+    // (from session 12: Tally's main thread sleeps part of the time, waiting on commits).
+    const busy = { echo: [] as number[], main: [] as number[], mainWaiting: [] as number[] };
+    const scheduled = async <T>(pid: number, into: number[], waitingInto: number[] | null, run: () => Promise<T>): Promise<T> => {
+      const before = mainThreadSchedule(pid);
+      const started = performance.now();
+      const result = await run();
+      const wallNs = (performance.now() - started) * 1e6;
+      const after = mainThreadSchedule(pid);
+      if (before && after) {
+        into.push((100 * (after.runningNs - before.runningNs)) / wallNs);
+        waitingInto?.push((100 * (after.waitingNs - before.waitingNs)) / wallNs);
+      }
+      return result;
+    };
     const clientUs = (since: NodeJS.CpuUsage, requests: number) => {
       const used = process.cpuUsage(since);
       return (used.user + used.system) / requests;
@@ -283,12 +298,12 @@ async function httpSection(): Promise<void> {
         const tallyPid = pidOf(tally.server);
         const e0 = threadTimes(echoPid);
         const ec0 = process.cpuUsage();
-        const echoRun = await echoLoad(echo.url, httpSeconds);
+        const echoRun = await scheduled(echoPid, busy.echo, null, () => echoLoad(echo.url, httpSeconds));
         const echoClient = clientUs(ec0, echoRun.requests);
         const echoSplit = cpuSplit(e0, threadTimes(echoPid), echoRun.requests, echoPid);
         const t0 = threadTimes(tallyPid);
         const c0 = process.cpuUsage();
-        const res = await leanRun(tally.server.url, "/v1/ledger/transfers", httpSeconds, auth);
+        const res = await scheduled(tallyPid, busy.main, busy.mainWaiting, () => leanRun(tally.server.url, "/v1/ledger/transfers", httpSeconds, auth));
         const client = clientUs(c0, res.requests);
         const split = cpuSplit(t0, threadTimes(tallyPid), res.requests, tallyPid);
         single.push(res.rps);
@@ -327,6 +342,9 @@ async function httpSection(): Promise<void> {
     record("http_single_cpu_writer_us", cpuFigure(cpu.writer));
     record("http_single_cpu_other_us", cpuFigure(cpu.rest));
     record("http_single_client_cpu_us", cpuFigure(cpu.client));
+    record("ceiling_http_echo_main_busy_pct", cpuFigure(busy.echo));
+    record("http_single_main_busy_pct", cpuFigure(busy.main));
+    record("http_single_main_waiting_pct", cpuFigure(busy.mainWaiting));
     // The batch endpoint at its limit (8190 transfers per request, as the engine's own figures
     // and TigerBeetle's batches), and at 2000, the size earlier runs used.
     const batchUrl = `${tally.server.url}/v1/ledger/transfers/batch`;

@@ -58,3 +58,20 @@ export function cpuSplit(before: ThreadTimes | null, after: ThreadTimes | null, 
   const perUnit = (seconds: number) => (seconds * 1e6) / units;
   return { main: perUnit(mainSeconds), busiestOther: perUnit(busiest), rest: perUnit(rest) };
 }
+
+/**
+ * Nanoseconds the main thread of process `pid` has spent on a core, and waiting for one while
+ * runnable, since it started (`/proc/<pid>/task/<pid>/schedstat`); null where that is not there.
+ * Over a run, running time against wall time tells a main thread that is short of CPU (running
+ * nearly all the time, or waiting for a core) from one that sleeps, waiting on other threads.
+ */
+export function mainThreadSchedule(pid: number = process.pid): { runningNs: number; waitingNs: number } | null {
+  try {
+    const [running, waiting] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").trim().split(" ");
+    const runningNs = Number(running);
+    const waitingNs = Number(waiting);
+    return Number.isFinite(runningNs) && Number.isFinite(waitingNs) ? { runningNs, waitingNs } : null;
+  } catch {
+    return null;
+  }
+}

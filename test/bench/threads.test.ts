@@ -1,7 +1,7 @@
 // The bench's split of CPU time by thread (bench/threads.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpuSplit, threadTimes } from "../../bench/threads.ts";
+import { cpuSplit, mainThreadSchedule, threadTimes } from "../../bench/threads.ts";
 
 test("CPU per unit splits into the main thread, the busiest other thread and the rest", () => {
   const main = String(process.pid);
@@ -42,4 +42,20 @@ test("another process's threads are read by its pid: its main thread's time grow
   } finally {
     child.kill("SIGKILL");
   }
+});
+
+test("the main thread's schedule: running time grows with work, not with sleep", async () => {
+  const before = mainThreadSchedule()!;
+  assert.ok(before.runningNs > 0);
+  const until = performance.now() + 120;
+  let x = 0;
+  while (performance.now() < until) x += Math.sqrt(x + 1);
+  const afterWork = mainThreadSchedule()!;
+  assert.ok(x > 0);
+  assert.ok(afterWork.runningNs - before.runningNs >= 50_000_000, `ran ${afterWork.runningNs - before.runningNs} ns in 120 ms of work`);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const afterSleep = mainThreadSchedule()!;
+  assert.ok(afterSleep.runningNs - afterWork.runningNs < 100_000_000, `ran ${afterSleep.runningNs - afterWork.runningNs} ns in 300 ms asleep`);
+  assert.ok(afterSleep.waitingNs >= before.waitingNs);
+  assert.equal(mainThreadSchedule(2 ** 22 + 12345), null, "a process that does not exist has no figure");
 });
