@@ -1,4 +1,5 @@
 // The `tally` command: serve, migrate, keys, vault, audit.
+import "./v8-flags.ts"; // first: before the modules below run (see there)
 import { parseArgs } from "node:util";
 import { createTally } from "../app.ts";
 import { openDatabase, redactUrl } from "../db/database.ts";
