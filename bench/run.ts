@@ -246,8 +246,9 @@ async function startTally(): Promise<{ server: ServerProcess; stop(): Promise<vo
 /**
  * Over HTTP: one Tally process on SQLite, 64 connections. Each round of HTTP single loads a
  * process of its own (started, given its accounts and warmed up first): two processes of the same
- * code, started one after the other, ran 0.35 × and 0.46 × the echo round after round (session 12),
- * so one process's figure says as much about that process as about the code.
+ * code, started one after the other, ran 0.35 × and 0.46 × the echo round after round (session 12).
+ * The cause was V8's allocation-site pretenuring, which the tally command turns off since session 13
+ * (src/cli/v8-flags.ts); a median over processes still keeps one process from setting the figure.
  */
 async function httpSection(): Promise<void> {
   const auth = { authorization: `Bearer ${ADMIN_KEY}` };
