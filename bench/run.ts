@@ -15,6 +15,7 @@ import { paymentsThroughput, setUpMerchant } from "./payments.ts";
 import { noticeThroughput } from "./notices.ts";
 import { vaultThroughput } from "./vault.ts";
 import { startProcess, type ServerProcess } from "./server.ts";
+import { NODE_FLAGS } from "../src/cli/node-flags.ts";
 import { closedLoop } from "./closed-loop.ts";
 import { load as leanLoad, type LoadResult } from "./load.ts";
 import { figure, fmt, repeat, type Figure } from "./stats.ts";
@@ -218,6 +219,7 @@ async function startTally(): Promise<{ server: ServerProcess; stop(): Promise<vo
       ["serve"],
       { TALLY_DATABASE_URL: `sqlite:${join(dir, "tally.db")}`, TALLY_ADMIN_KEY: ADMIN_KEY, TALLY_LOG_LEVEL: "warn" },
       "/healthz",
+      [...NODE_FLAGS],
     );
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
@@ -387,6 +389,7 @@ async function paymentsSection(): Promise<void> {
     ["serve"],
     { TALLY_DATABASE_URL: `sqlite:${join(payDir, "tally.db")}`, TALLY_ADMIN_KEY: ADMIN_KEY, TALLY_LOG_LEVEL: "warn", TALLY_DEMO: "off", TALLY_VAULT_KEY_FILE: join(payDir, "vault.key") },
     "/healthz",
+    [...NODE_FLAGS],
   );
   try {
     const auth = { authorization: `Bearer ${ADMIN_KEY}` };

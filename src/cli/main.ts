@@ -1,5 +1,6 @@
 // The `tally` command: serve, migrate, keys, vault, audit.
 import "./v8-flags.ts"; // first: before the modules below run (see there)
+import { missingNodeFlags } from "./node-flags.ts";
 import { parseArgs } from "node:util";
 import { createTally } from "../app.ts";
 import { openDatabase, redactUrl } from "../db/database.ts";
@@ -31,6 +32,10 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const tally = await createTally(config);
   const url = await tally.listen();
+  const missing = missingNodeFlags();
+  if (missing.length > 0) {
+    tally.logger.warn({ missing }, "started without Tally's Node.js flags: large ledger batches run slower (npm start and bin/tally.mjs set them; docs/benchmarks.md)");
+  }
   if (config.demo && tally.channels.has("simulator")) {
     const cashier = await seedDemo(tally.payments);
     if (cashier) console.log(`\nDemo: a payment of ¥2,500.00 is waiting. Open the cashier and pay it with the simulator:\n  ${cashier}\n`);

@@ -1,4 +1,4 @@
-// The real server as a child process (`node --import tsx src/cli/main.ts serve`), for tests that
+// The real server as a child process (`node <NODE_FLAGS> --import tsx src/cli/main.ts serve`), for tests that
 // crash it (SIGKILL), stop it (SIGTERM) or run several of them on one database. Requests go over
 // a real socket through a keep-alive agent, as a client in production would send them.
 import assert from "node:assert/strict";
@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
+import { NODE_FLAGS } from "../../src/cli/node-flags.ts";
 
 export const SERVER_ADMIN_KEY = "test-process-admin-key-0123456789";
 
@@ -95,7 +96,7 @@ async function startOn(
   port: number,
   options: { databaseUrl: string; adminKey?: string; env?: Record<string, string>; startTimeoutMs?: number },
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve"], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, "--import", "tsx", "src/cli/main.ts", "serve"], {
     cwd: ROOT,
     env: {
       ...process.env,
