@@ -28,7 +28,8 @@ export interface TransferColumns {
   readonly big: BigInt64Array;
   /** T_TEXT.length lengths per row (UTF-16 code units) into `text`. */
   readonly textLengths: Uint32Array;
-  readonly text: string;
+  /** The rows' text columns, TEXT_CHUNK_ROWS rows to a string (see there). */
+  readonly text: string[];
   /** One bit per nullable column, per row. */
   readonly nulls: Uint8Array;
   /** Every row's body, one after the other. */
@@ -38,6 +39,15 @@ export interface TransferColumns {
 }
 
 type Arrays<T> = Omit<T, "count" | "text" | "ids">;
+
+/**
+ * Rows whose text columns share one string. One string for a whole batch of 8190 rows (~330 KB)
+ * was a large object, which V8 allocates on fresh pages of its own, as it does the array of its
+ * 41 k parts; on a machine where a page fault cost 14 µs (session 14, docs/benchmarks.md) that
+ * string alone was a fifth of the batch endpoint's page faults. Strings of 512 rows (~20 KB) are
+ * ordinary young objects.
+ */
+export const TEXT_CHUNK_ROWS = 512;
 
 /** Bytes the bodies of `transfers` take together. */
 function bodiesSize(transfers: readonly Transfer[]): number {
@@ -54,7 +64,8 @@ export function encodeTransfers(transfers: readonly Transfer[], into?: Arrays<Tr
   const bodies = into?.bodies ?? new Uint8Array(bodiesSize(transfers));
   const bodyEnds = into?.bodyEnds ?? new Uint32Array(n);
   const view = new DataView(bodies.buffer, bodies.byteOffset, bodies.byteLength);
-  const parts: string[] = new Array(n * T_TEXT.length);
+  const text: string[] = [];
+  const parts: string[] = new Array(Math.min(n, TEXT_CHUNK_ROWS) * T_TEXT.length);
   let bodyAt = 0;
   for (let r = 0; r < n; r++) {
     const t = transfers[r]!;
@@ -72,12 +83,13 @@ export function encodeTransfers(transfers: readonly Transfer[], into?: Arrays<Tr
     else big[b + 5] = t.creditPrevTs;
     if (t.merchantId === null) mask |= 16;
     const s = r * T_TEXT.length;
+    const p = (r % TEXT_CHUNK_ROWS) * T_TEXT.length;
     const merchant = t.merchantId ?? "";
-    parts[s] = t.id;
-    parts[s + 1] = merchant;
-    parts[s + 2] = t.debitAccountId;
-    parts[s + 3] = t.creditAccountId;
-    parts[s + 4] = t.status;
+    parts[p] = t.id;
+    parts[p + 1] = merchant;
+    parts[p + 2] = t.debitAccountId;
+    parts[p + 3] = t.creditAccountId;
+    parts[p + 4] = t.status;
     textLengths[s] = t.id.length;
     textLengths[s + 1] = merchant.length;
     textLengths[s + 2] = t.debitAccountId.length;
@@ -86,8 +98,13 @@ export function encodeTransfers(transfers: readonly Transfer[], into?: Arrays<Tr
     nulls[r] = mask;
     bodyAt = writeTransferBody(t, bodies, view, bodyAt);
     bodyEnds[r] = bodyAt;
+    if ((r + 1) % TEXT_CHUNK_ROWS === 0 || r === n - 1) {
+      // The last chunk's parts array may hold the previous chunk's strings past its own rows.
+      if (r === n - 1) parts.length = ((r % TEXT_CHUNK_ROWS) + 1) * T_TEXT.length;
+      text.push(parts.join(""));
+    }
   }
-  return { count: n, big, textLengths, text: parts.join(""), nulls, bodies, bodyEnds };
+  return { count: n, big, textLengths, text, nulls, bodies, bodyEnds };
 }
 
 /** Reads the rows back, in order: each row's values in SQLITE_TRANSFER_COLUMNS order, into a caller's array. */
@@ -108,9 +125,11 @@ export class TransferRowReader {
     this.next++;
     const c = this.c;
     const s = r * T_TEXT.length;
+    if (r % TEXT_CHUNK_ROWS === 0) this.textPos = 0;
+    const chunk = c.text[Math.floor(r / TEXT_CHUNK_ROWS)]!;
     for (let i = 0; i < T_TEXT.length; i++) {
       const len = c.textLengths[s + i]!;
-      this.texts[i] = c.text.slice(this.textPos, this.textPos + len);
+      this.texts[i] = chunk.slice(this.textPos, this.textPos + len);
       this.textPos += len;
     }
     const mask = c.nulls[r]!;

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { afterFields, type Account, type Transfer } from "../../src/ledger/model.ts";
 import { SQLITE_TRANSFER_COLUMNS, sqliteTransferValues, transferBody, transferFromRow, type CompactTransferRow } from "../../src/ledger/rows.ts";
-import { TransferRowReader, encodeBalances, encodeRows, encodeTransfers, forEachBalanceId, readBalance, type BalanceColumns } from "../../src/ledger/sqlite-rows-codec.ts";
+import { TEXT_CHUNK_ROWS, TransferRowReader, encodeBalances, encodeRows, encodeTransfers, forEachBalanceId, readBalance, type BalanceColumns } from "../../src/ledger/sqlite-rows-codec.ts";
 
 /** Calls `row` with each balance row as the writer binds it: the six values, then the id. */
 function decodeBalances(c: BalanceColumns, row: (values: unknown[]) => void): void {
@@ -50,6 +50,22 @@ test("transfer rows decode to sqliteTransferValues, in order, several rows into 
   transfers.forEach((_, r) => reader.read(r, out, r * width));
   transfers.forEach((t, r) => assert.deepEqual(out.slice(r * width, (r + 1) * width), sqliteTransferValues(t)));
   assert.throws(() => reader.read(0, out, 0), /in order/);
+});
+
+test("batches of many text chunks decode row by row, at and around the chunk boundaries", () => {
+  const width = SQLITE_TRANSFER_COLUMNS.length;
+  for (const n of [TEXT_CHUNK_ROWS - 1, TEXT_CHUNK_ROWS, TEXT_CHUNK_ROWS + 1, 2 * TEXT_CHUNK_ROWS, 3 * TEXT_CHUNK_ROWS + 17, 8190]) {
+    // Text of uneven lengths, so that a row read from the wrong chunk or offset shows.
+    const transfers = Array.from({ length: n }, (_, i) => ({ ...transfer(i, i % 3 === 0), id: `t-${i}-${"x".repeat(i % 11)}` }));
+    const columns = encodeTransfers(transfers);
+    assert.equal(columns.text.length, Math.ceil(n / TEXT_CHUNK_ROWS), `${n} rows: one string per ${TEXT_CHUNK_ROWS} rows`);
+    const reader = new TransferRowReader(columns);
+    const out: unknown[] = new Array(width);
+    transfers.forEach((t, r) => {
+      reader.read(r, out, 0);
+      assert.deepEqual(out, sqliteTransferValues(t), `${n} rows: row ${r}`);
+    });
+  }
 });
 
 test("an empty batch encodes", () => {
