@@ -128,7 +128,11 @@ async function main(): Promise<void> {
 async function sqliteSection(): Promise<void> {
   const sqlite = await openEngine(null);
   try {
-    await engineThroughput(sqlite.engine, ENGINE_IN_FLIGHT, 8190, false); // warm-up
+    // Warm-up: as many transfers as a measured run (four requests until session 14). The first
+    // run of a process fills the writer's 64 MB page cache and grows both threads' heaps, a page
+    // fault at a time; where a fault cost 14 µs (session 14) a first run was 10-20 % slower than
+    // the next, and the first of the three measured runs paid for it.
+    await engineThroughput(sqlite.engine, engineTransfers, 8190, false);
     // Each run beside a ceiling measured just before it: this machine's speed drifts over minutes
     // (seen here: the engine at 62 k early in a run and 94–108 k in the growth stages at its end),
     // and a ratio of figures taken far apart measures the drift as much as the engine.
