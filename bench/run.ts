@@ -8,7 +8,7 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import { freshPostgresDatabase, postgresServerUrl } from "../test/support/postgres.ts";
 import { postgresCeiling, sqliteCeiling } from "./ceilings.ts";
-import { BENCH_ACCOUNTS, ENGINE_IN_FLIGHT, engineThroughput, openEngine } from "./engine.ts";
+import { BENCH_ACCOUNTS, engineThroughput, openEngine } from "./engine.ts";
 import { growth } from "./growth.ts";
 import { multiProcessPostgres } from "./pg-multi.ts";
 import { paymentsThroughput, setUpMerchant } from "./payments.ts";
@@ -128,10 +128,10 @@ async function main(): Promise<void> {
 async function sqliteSection(): Promise<void> {
   const sqlite = await openEngine(null);
   try {
-    // Warm-up: as many transfers as a measured run (four requests until session 14). The first
-    // run of a process fills the writer's 64 MB page cache and grows both threads' heaps, a page
-    // fault at a time; where a fault cost 14 µs (session 14) a first run was 10-20 % slower than
-    // the next, and the first of the three measured runs paid for it.
+    // Warm-up: as many transfers as a measured run (four requests of 8190 until session 14). A
+    // process's first run fills the writer's 64 MB page cache and grows both threads' heaps, a
+    // page fault at a time; where a fault cost 14 µs (session 14) a first run was 10-20 % slower
+    // than the next, and the first of the three measured runs paid for it.
     await engineThroughput(sqlite.engine, engineTransfers, 8190, false);
     // Each run beside a ceiling measured just before it: this machine's speed drifts over minutes
     // (seen here: the engine at 62 k early in a run and 94–108 k in the growth stages at its end),
