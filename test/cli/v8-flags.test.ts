@@ -72,7 +72,10 @@ test("npm start, npm run tally and bin/tally.mjs start Node.js with the flags", 
   assert.equal(bin.split("\n")[0], `#!/usr/bin/env -S node ${NODE_FLAGS.join(" ")}`);
 });
 
-/** Starts `serve` with `command`, waits until it answers, stops it and returns what it printed. */
+/**
+ * Starts `serve` with `command`, waits until it has printed its last start-up line (after the
+ * warning, which is logged synchronously once it listens), stops it and returns what it printed.
+ */
 async function serveOutput(command: string, args: string[]): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "tally-flags-"));
   const port = await freePort();
@@ -87,8 +90,10 @@ async function serveOutput(command: string, args: string[]): Promise<string> {
     const deadline = Date.now() + 60_000;
     for (;;) {
       assert.equal(child.exitCode, null, `the server exited early:\n${output}`);
-      const up = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
-      if (up) break;
+      if (output.includes("Tally is running at")) {
+        assert.ok(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false), "the server answers");
+        break;
+      }
       assert.ok(Date.now() < deadline, `the server did not start:\n${output}`);
       await new Promise((r) => setTimeout(r, 100));
     }
