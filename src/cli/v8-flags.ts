@@ -10,7 +10,6 @@
 // third fewer single-transfer requests for the rest of its life. Without pretenuring, none of the
 // processes measured did. Tally's heap is short-lived request objects around a few long-lived
 // caches, the shape for which pretenuring has least to give.
-
 import { setFlagsFromString } from "node:v8";
 
 setFlagsFromString("--no-allocation-site-pretenuring");

@@ -1,5 +1,5 @@
-// Runs the `tally` command as a child process (`node <NODE_FLAGS> --import tsx src/cli/main.ts ...`) with
-// extra environment, for tests of CLI commands and exit codes.
+// Runs the `tally` command as a child process (`node <NODE_FLAGS> --import tsx src/cli/main.ts
+// ...`) with extra environment, for tests of CLI commands and exit codes.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { NODE_FLAGS } from "../../src/cli/node-flags.ts";

@@ -1,6 +1,7 @@
-// The real server as a child process (`node <NODE_FLAGS> --import tsx src/cli/main.ts serve`), for tests that
-// crash it (SIGKILL), stop it (SIGTERM) or run several of them on one database. Requests go over
-// a real socket through a keep-alive agent, as a client in production would send them.
+// The real server as a child process (`node <NODE_FLAGS> --import tsx src/cli/main.ts serve`), for
+// tests that crash it (SIGKILL), stop it (SIGTERM) or run several of them on one database.
+// Requests go over a real socket through a keep-alive agent, as a client in production would send
+// them.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
