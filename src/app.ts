@@ -15,6 +15,8 @@ import { PostingEngine } from "./ledger/engine.ts";
 import { LedgerQueries } from "./ledger/queries.ts";
 import { registerLedgerRoutes } from "./ledger/routes.ts";
 import { createLedgerStore } from "./ledger/store.ts";
+import { SqliteLedgerStore } from "./ledger/store-sqlite.ts";
+import { WalMonitor } from "./ledger/wal-monitor.ts";
 import { createLogger } from "./ops/logger.ts";
 import type { Channel } from "./channels/channel.ts";
 import { Router } from "./channels/routing.ts";
@@ -91,7 +93,12 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   }
   const registry = new MetricsRegistry();
   const core = coreMetrics(registry);
-  const engine = new PostingEngine(createLedgerStore(db), clock, config.limits, {
+  const store = createLedgerStore(db);
+  if (store instanceof SqliteLedgerStore) {
+    const wal = new WalMonitor({ logger, registry, backlogWarnFrames: config.limits.sqliteWalBacklogWarnFrames, nowMs: () => clock.nowMs() });
+    store.onWalReport((report) => wal.report(report));
+  }
+  const engine = new PostingEngine(store, clock, config.limits, {
     batchCommitted: (b) => {
       core.transfersPosted.inc({}, b.created);
       core.holdsExpired.inc({}, b.expired);

@@ -12,6 +12,8 @@ export interface Limits {
   readonly engineBatchTransfersMax: number;
   /** Transfers waiting in the engine's queue before requests are refused with 503. */
   readonly engineQueueTransfersMax: number;
+  /** Frames of the SQLite WAL not yet copied into the database file from which a warning is logged. */
+  readonly sqliteWalBacklogWarnFrames: number;
   readonly pageSizeDefault: number;
   readonly pageSizeMax: number;
   readonly referenceLengthMax: number;
@@ -120,6 +122,9 @@ export const defaultLimits: Limits = {
   batchTransfersMax: 8190,
   engineBatchTransfersMax: 8190,
   engineQueueTransfersMax: 200_000,
+  // 100 000 frames of 4 KiB pages: a WAL of ~400 MB that checkpoints could not copy back (the
+  // writer checkpoints every 1000 frames, so a healthy WAL stays near 4 MB).
+  sqliteWalBacklogWarnFrames: 100_000,
   pageSizeDefault: 20,
   pageSizeMax: 100,
   referenceLengthMax: 128,
@@ -185,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyBytesMax: intFromEnv(env, "TALLY_BODY_BYTES_MAX", defaultLimits.bodyBytesMax, 1024, 64 * 1024 * 1024),
     batchBodyBytesMax: intFromEnv(env, "TALLY_BATCH_BODY_BYTES_MAX", defaultLimits.batchBodyBytesMax, 1024, 256 * 1024 * 1024),
     engineQueueTransfersMax: intFromEnv(env, "TALLY_ENGINE_QUEUE_MAX", defaultLimits.engineQueueTransfersMax, 1, 10_000_000),
+    sqliteWalBacklogWarnFrames: intFromEnv(env, "TALLY_SQLITE_WAL_BACKLOG_WARN_FRAMES", defaultLimits.sqliteWalBacklogWarnFrames, 1000, 100_000_000),
     channelTimeoutMs: intFromEnv(env, "TALLY_CHANNEL_TIMEOUT_MS", defaultLimits.channelTimeoutMs, 100, 120_000),
     rateLimitKeyPerSecond: intFromEnv(env, "TALLY_RATE_LIMIT_KEY_PER_S", defaultLimits.rateLimitKeyPerSecond, 1, 10_000_000),
     rateLimitKeyBurst: intFromEnv(env, "TALLY_RATE_LIMIT_KEY_BURST", defaultLimits.rateLimitKeyBurst, 1, 100_000_000),

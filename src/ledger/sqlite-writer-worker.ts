@@ -30,6 +30,22 @@ export type WriterReply =
   | { seq: number; ok: true }
   | { seq: number; ok: false; conflict: boolean; message: string; code?: string };
 
+/** Asks the writer to close its connection and end; it is the last message on the port. */
+export interface WriterClose {
+  readonly close: true;
+}
+
+/**
+ * What a WAL checkpoint left, posted after each one the writer runs (about once per 1000 frames
+ * written while checkpoints keep up; after every commit while they do not): the WAL's frames, how
+ * many of them are copied into the database file, and the error when the checkpoint failed. Frames not copied stay in the WAL, which grows
+ * until a checkpoint gets through: a reader holding an old snapshot, or a disk that refuses the
+ * database file's writes, shows here long before the disk fills.
+ */
+export interface WalReport {
+  readonly wal: { readonly frames: number; readonly checkpointed: number; readonly error: string | null };
+}
+
 const { path, port } = workerData as { path: string; port: MessagePort };
 /** Batches written in one transaction at most. */
 const BATCHES_PER_COMMIT_MAX = 64;
@@ -57,18 +73,34 @@ if (walSize) db.pragma("wal_autocheckpoint = 0");
 
 /**
  * Copies the WAL into the database file when it holds the mark's frames and some are not copied
- * yet (as SQLite's own automatic checkpoint decides). PASSIVE: never waits for readers; frames a
- * reader still needs are copied by a later call. A failed checkpoint loses nothing (the frames
- * stay in the WAL) and the next commit tries again, so it is not a failure of the commit.
+ * yet (as SQLite's own automatic checkpoint decides), and reports what it left (WalReport).
+ * PASSIVE: never waits for readers; frames a reader still needs are copied by a later call. A
+ * failed checkpoint loses nothing (the frames stay in the WAL) and the next commit tries again, so
+ * it is not a failure of the commit; it is reported, and the main thread makes it loud.
  */
 function checkpointIfDue(): void {
   if (!walSize) return;
+  let wal: { log: bigint; checkpointed: bigint };
   try {
-    const wal = walSize.get() as { log: bigint; checkpointed: bigint };
-    if (wal.log >= WAL_CHECKPOINT_FRAMES && wal.checkpointed < wal.log) walCheckpoint.get();
-  } catch {
-    // See above: the frames stay in the WAL, and the next commit's call tries again.
+    wal = walSize.get() as { log: bigint; checkpointed: bigint };
+  } catch (error) {
+    port.postMessage({ wal: { frames: -1, checkpointed: -1, error: messageOf(error) } } satisfies WalReport);
+    return;
   }
+  if (wal.log < WAL_CHECKPOINT_FRAMES || wal.checkpointed >= wal.log) return;
+  let report: WalReport;
+  try {
+    const after = walCheckpoint.get() as { log: bigint; checkpointed: bigint };
+    report = { wal: { frames: Number(after.log), checkpointed: Number(after.checkpointed), error: null } };
+  } catch (error) {
+    report = { wal: { frames: Number(wal.log), checkpointed: Number(wal.checkpointed), error: messageOf(error) } };
+  }
+  port.postMessage(report);
+}
+
+function messageOf(error: unknown): string {
+  const e = error as Error & { code?: string };
+  return e.code ? `${e.code}: ${e.message}` : String(e?.message ?? error);
 }
 
 const placeholders = (n: number) => `(${new Array(n).fill("?").join(",")})`;
@@ -231,13 +263,34 @@ function writeAll(batches: WriterBatch[]): WriterReply[] {
   return replies;
 }
 
-port.on("message", (first: WriterBatch) => {
+port.on("message", (first: WriterBatch | WriterClose) => {
+  if ("close" in first) return closeWriter();
   const batches = [first];
+  let closing = false;
   while (batches.length < BATCHES_PER_COMMIT_MAX) {
     const next = receiveMessageOnPort(port);
     if (!next) break;
+    if ("close" in next.message) {
+      closing = true;
+      break;
+    }
     batches.push(next.message as WriterBatch);
   }
   port.postMessage(writeAll(batches));
+  if (closing) return closeWriter();
   checkpointIfDue();
 });
+
+/**
+ * Closes the connection (SQLite checkpoints on close when it can) and the port: with nothing left
+ * to wait for, the thread ends. A failing close loses nothing either: the WAL keeps what the
+ * database file lacks, and the next connection to open the file reads it.
+ */
+function closeWriter(): void {
+  try {
+    db.close();
+  } catch {
+    // See above.
+  }
+  port.close();
+}

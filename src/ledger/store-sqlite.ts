@@ -12,8 +12,11 @@ import { startTypeScriptWorker } from "../kernel/worker.ts";
 import type { Account, Transfer } from "./model.ts";
 import { accountFromRow, accountValues, transferFromRow } from "./rows.ts";
 import { encodeRows } from "./sqlite-rows-codec.ts";
-import type { WriterBatch, WriterReply } from "./sqlite-writer-worker.ts";
+import type { WalReport, WriterBatch, WriterClose, WriterReply } from "./sqlite-writer-worker.ts";
 import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWrites, type LedgerStore } from "./store.ts";
+
+/** How long the writer thread may take to close its connection before it is terminated. */
+const WRITER_CLOSE_TIMEOUT_MS = 10_000;
 
 /** Row buffers from this size on are moved to the writer thread rather than copied. */
 const MOVE_BUFFER_BYTES_MIN = 64 * 1024;
@@ -56,6 +59,7 @@ export class SqliteLedgerStore implements LedgerStore {
    */
   private diskDeadlineUs: bigint | null | undefined = undefined;
   private inFlightDeadlineUs: bigint | null = null;
+  private walListener: ((report: WalReport["wal"]) => void) | null = null;
   private readonly selectNextDeadline: BetterSqlite3.Statement;
 
   constructor(db: Database) {
@@ -76,13 +80,19 @@ export class SqliteLedgerStore implements LedgerStore {
     this.worker = startTypeScriptWorker(new URL("./sqlite-writer-worker.ts", import.meta.url), { path: db.sqlitePath, port: channel.port2 }, [
       channel.port2,
     ]);
-    this.port.on("message", (replies: WriterReply[]) => {
-      for (const reply of replies) this.settle(reply);
+    this.port.on("message", (message: WriterReply[] | WalReport) => {
+      if (!Array.isArray(message)) return this.walListener?.(message.wal);
+      for (const reply of message) this.settle(reply);
     });
     this.port.unref();
     this.worker.on("error", (error) => this.failAll(error));
     this.worker.on("exit", (code) => this.failAll(new Error(`the SQLite writer thread exited (${code})`)));
     this.worker.unref();
+  }
+
+  /** Calls `listener` with what each WAL checkpoint of the writer thread left (WalReport). */
+  onWalReport(listener: (report: WalReport["wal"]) => void): void {
+    this.walListener = listener;
   }
 
   async begin(): Promise<BatchSession> {
@@ -258,11 +268,26 @@ export class SqliteLedgerStore implements LedgerStore {
     this.waiting.clear();
   }
 
+  /**
+   * Asks the writer thread to close its connection and end, and waits for it (terminating it only
+   * if it does not end in time). A thread terminated outright leaves its connection to
+   * better-sqlite3's teardown, and a close that fails there (its checkpoint, on a disk that
+   * refuses writes) aborted the whole process: the error was raised in a thread being torn down
+   * (three times in three with the child process of test/ledger/wal-monitor.test.ts).
+   */
   async close(): Promise<void> {
     assert(this.waiting.size === 0, "close the engine before its store");
     this.worker.removeAllListeners("exit");
-    this.port.close();
-    await this.worker.terminate();
+    const ended = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
+    this.worker.ref();
+    this.port.postMessage({ close: true } satisfies WriterClose);
+    const timer = setTimeout(() => void this.worker.terminate(), WRITER_CLOSE_TIMEOUT_MS);
+    try {
+      await ended;
+    } finally {
+      clearTimeout(timer);
+      this.port.close();
+    }
   }
 }
 

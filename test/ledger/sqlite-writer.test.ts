@@ -10,7 +10,7 @@ import { migrate } from "../../src/db/migrations.ts";
 import { afterFields, type Account, type Balances, type Transfer } from "../../src/ledger/model.ts";
 import { accountValues, transferFromRow } from "../../src/ledger/rows.ts";
 import { encodeRows } from "../../src/ledger/sqlite-rows-codec.ts";
-import type { WriterBatch, WriterReply } from "../../src/ledger/sqlite-writer-worker.ts";
+import type { WalReport, WriterBatch, WriterReply } from "../../src/ledger/sqlite-writer-worker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/databases.ts";
 
 let database: TestDatabase;
@@ -19,6 +19,8 @@ let worker: Worker;
 let port: MessagePort;
 /** Every reply message: one per writer transaction. */
 const transactions: WriterReply[][] = [];
+/** What each WAL checkpoint of the writer left. */
+const walReports: Array<WalReport["wal"]> = [];
 const waiting = new Map<number, (reply: WriterReply) => void>();
 
 const T0 = 1_700_000_000_000_000n;
@@ -100,7 +102,9 @@ before(async () => {
   worker = startTypeScriptWorker(new URL("../../src/ledger/sqlite-writer-worker.ts", import.meta.url), { path: db.sqlitePath, port: channel.port2 }, [
     channel.port2,
   ]);
-  port.on("message", (replies: WriterReply[]) => {
+  port.on("message", (message: WriterReply[] | WalReport) => {
+    if (!Array.isArray(message)) return void walReports.push(message.wal);
+    const replies = message;
     transactions.push(replies);
     for (const r of replies) waiting.get(r.seq)?.(r);
   });
@@ -202,6 +206,7 @@ test("the writer checkpoints the WAL itself (after replying): under many commits
   let restarts = 0;
   let last = wal().log;
   let written = 0;
+  const reportsBefore = walReports.length;
   for (let i = 0; i < 400; i++) {
     const { batch: b } = manyBatch(`ckpt${i}`, 100, version);
     const [reply] = await post([b]);
@@ -216,5 +221,13 @@ test("the writer checkpoints the WAL itself (after replying): under many commits
   assert.ok(written > 3000, `the batches wrote ${written} frames: enough to pass the mark several times`);
   assert.ok(restarts >= 2, `the WAL started over ${restarts} times`);
   assert.ok(most < 2000, `the WAL held at most ${most} frames (the mark is 1000)`);
+  // Each checkpoint reported what it left: with no reader in the way, every frame copied.
+  const reports = walReports.slice(reportsBefore);
+  assert.ok(reports.length >= restarts, `${reports.length} checkpoint reports for ${restarts} restarts`);
+  for (const r of reports) {
+    assert.equal(r.error, null);
+    assert.ok(r.frames >= 1000 && r.frames < 2000, `a checkpoint at ${r.frames} frames`);
+    assert.equal(r.checkpointed, r.frames);
+  }
   assert.deepEqual(stored("bank"), { debits_posted: bank.debitsPosted, credits_posted: bank.creditsPosted, last_ts: bank.lastTs, transfer_count: BigInt(bank.transferCount) });
 });

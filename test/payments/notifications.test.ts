@@ -284,8 +284,10 @@ describe("a crash between the attempt and the channel's answer", () => {
 
     const second = await startServerProcess({ databaseUrl: database.url, env: { ...env, TALLY_SIMULATOR_LATENCY_MS: "0" } });
     try {
+      // Still processing after the restart, unless the re-query job, which runs as the process
+      // starts, has settled it already (it did once on a slow machine, before the first GET).
       let payment = (await second.request("GET", "/v1/payments/order-crash")).body;
-      assert.equal(payment.status, "processing");
+      assert.ok(payment.status === "processing" || payment.status === "succeeded", `status ${payment.status}`);
       for (let i = 0; i < 200 && payment.status === "processing"; i++) {
         await new Promise((r) => setTimeout(r, 100));
         payment = (await second.request("GET", "/v1/payments/order-crash")).body;
