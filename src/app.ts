@@ -96,7 +96,15 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   const store = createLedgerStore(db);
   if (store instanceof SqliteLedgerStore) {
     const wal = new WalMonitor({ logger, registry, backlogWarnFrames: config.limits.sqliteWalBacklogWarnFrames, nowMs: () => clock.nowMs() });
-    store.onWalReport((report) => wal.report(report));
+    const restarts = registry.counter("tally_ledger_writer_restarts_total", "Ledger writer threads started again after one ended unasked");
+    store.listen({
+      wal: (report) => wal.report(report),
+      writerDown: (err, restartInMs) => logger.error({ err, restartInMs }, "the ledger writer thread ended: writes are refused (503) until it restarts"),
+      writerRestarted: () => {
+        restarts.inc();
+        logger.warn("the ledger writer thread started again");
+      },
+    });
   }
   const engine = new PostingEngine(store, clock, config.limits, {
     batchCommitted: (b) => {
@@ -198,7 +206,7 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
   }));
 
   const server = await buildServer(
-    { db, logger, limits: config.limits, keys, idempotency, metrics: registry, core, isShuttingDown: () => shuttingDown, security, trustProxy: config.trustProxy },
+    { db, logger, limits: config.limits, keys, idempotency, metrics: registry, core, isShuttingDown: () => shuttingDown, ledgerProblem: () => engine.problem(), security, trustProxy: config.trustProxy },
     (app) => {
       registerLedgerRoutes(app, { engine, queries, clock, limits: config.limits, idempotency });
       registerPaymentRoutes(app, { payments, refunds, payouts, limits: config.limits, idempotency });

@@ -44,6 +44,8 @@ export interface HttpDeps {
   readonly metrics: MetricsRegistry;
   readonly core: CoreMetrics;
   readonly isShuttingDown: () => boolean;
+  /** Why the ledger refuses writes right now (its writer thread is down), or null. */
+  readonly ledgerProblem?: () => string | null;
   readonly security: HttpSecurity;
   /** Fastify's trustProxy: which proxies' X-Forwarded-For names the client address. */
   readonly trustProxy: boolean | number | string;
@@ -243,6 +245,8 @@ export async function buildServer(deps: HttpDeps, registerRoutes: (app: FastifyI
   app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
   app.get("/readyz", { schema: { hide: true } }, async (_request, reply) => {
     if (deps.isShuttingDown()) return reply.code(503).send({ status: "shutting_down" });
+    // Not ready while writes are refused: a load balancer sends them to another instance meanwhile.
+    if (deps.ledgerProblem?.() != null) return reply.code(503).send({ status: "ledger_unavailable" });
     const ok = await deps.db.ping();
     return reply.code(ok ? 200 : 503).send({ status: ok ? "ready" : "database_unreachable" });
   });

@@ -119,6 +119,11 @@ export class PostingEngine {
     return this.queuedTransfers;
   }
 
+  /** Why the ledger refuses writes right now (its store's writer is down), or null. */
+  problem(): string | null {
+    return this.store.problem?.() ?? null;
+  }
+
   submitTransfers(merchantId: string | null, inputs: readonly TransferInput[], hook?: BatchHook<TransferOutcome[]>): Promise<TransferOutcome[]> {
     assert(inputs.length > 0 && inputs.length <= this.limits.batchTransfersMax, "batch size is validated by the schema");
     this.admit(inputs.length);

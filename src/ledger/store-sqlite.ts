@@ -17,6 +17,19 @@ import { DuplicateIdError, VersionConflictError, type BatchSession, type BatchWr
 
 /** How long the writer thread may take to close its connection before it is terminated. */
 const WRITER_CLOSE_TIMEOUT_MS = 10_000;
+/** The delay before a writer thread that ended is replaced, doubling while they keep ending. */
+const WRITER_RESTART_DELAY_MIN_MS = 100;
+const WRITER_RESTART_DELAY_MAX_MS = 30_000;
+
+/** What the writer thread reports besides commits. */
+export interface SqliteStoreEvents {
+  /** What a WAL checkpoint left (WalReport). */
+  wal?(report: WalReport["wal"]): void;
+  /** The writer thread ended without being asked; a new one starts in `restartInMs`. */
+  writerDown?(error: Error, restartInMs: number): void;
+  /** A new writer thread has started after one ended. */
+  writerRestarted?(): void;
+}
 
 /** Row buffers from this size on are moved to the writer thread rather than copied. */
 const MOVE_BUFFER_BYTES_MIN = 64 * 1024;
@@ -28,8 +41,8 @@ export class SqliteLedgerStore implements LedgerStore {
   private readonly getAccount: BetterSqlite3.Statement;
   private readonly selectDueHolds: BetterSqlite3.Statement;
   private readonly selectState: BetterSqlite3.Statement;
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
+  private worker: Worker;
+  private port: MessagePort;
   private seq = 0;
   private readonly waiting = new Map<number, { resolve(): void; reject(e: Error): void; wrote: { lastTs: bigint; version: bigint } | null }>();
   /**
@@ -59,7 +72,11 @@ export class SqliteLedgerStore implements LedgerStore {
    */
   private diskDeadlineUs: bigint | null | undefined = undefined;
   private inFlightDeadlineUs: bigint | null = null;
-  private walListener: ((report: WalReport["wal"]) => void) | null = null;
+  private readonly path: string;
+  private events: SqliteStoreEvents = {};
+  private restartDelayMs = WRITER_RESTART_DELAY_MIN_MS;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private closing = false;
   private readonly selectNextDeadline: BetterSqlite3.Statement;
 
   constructor(db: Database) {
@@ -75,24 +92,59 @@ export class SqliteLedgerStore implements LedgerStore {
     this.selectNextDeadline = this.reader.prepare(
       "select min(expires_at) as deadline from ledger_transfers where status = 'pending'",
     );
-    const channel = new MessageChannel();
-    this.port = channel.port1;
-    this.worker = startTypeScriptWorker(new URL("./sqlite-writer-worker.ts", import.meta.url), { path: db.sqlitePath, port: channel.port2 }, [
-      channel.port2,
-    ]);
-    this.port.on("message", (message: WriterReply[] | WalReport) => {
-      if (!Array.isArray(message)) return this.walListener?.(message.wal);
-      for (const reply of message) this.settle(reply);
-    });
-    this.port.unref();
-    this.worker.on("error", (error) => this.failAll(error));
-    this.worker.on("exit", (code) => this.failAll(new Error(`the SQLite writer thread exited (${code})`)));
-    this.worker.unref();
+    this.path = db.sqlitePath;
+    [this.worker, this.port] = this.startWriter();
   }
 
-  /** Calls `listener` with what each WAL checkpoint of the writer thread left (WalReport). */
-  onWalReport(listener: (report: WalReport["wal"]) => void): void {
-    this.walListener = listener;
+  /** Listens to what the writer thread reports besides commits (SqliteStoreEvents). */
+  listen(events: SqliteStoreEvents): void {
+    this.events = events;
+  }
+
+  /** Why writes are refused right now (the writer thread is down), or null. */
+  problem(): string | null {
+    return this.workerError?.message ?? null;
+  }
+
+  private startWriter(): [Worker, MessagePort] {
+    const channel = new MessageChannel();
+    const port = channel.port1;
+    const worker = startTypeScriptWorker(new URL("./sqlite-writer-worker.ts", import.meta.url), { path: this.path, port: channel.port2 }, [channel.port2]);
+    port.on("message", (message: WriterReply[] | WalReport) => {
+      if (!Array.isArray(message)) return this.events.wal?.(message.wal);
+      for (const reply of message) this.settle(reply);
+    });
+    port.unref();
+    worker.on("error", (error) => this.writerEnded(worker, error));
+    worker.on("exit", (code) => this.writerEnded(worker, new Error(`the SQLite writer thread exited (${code})`)));
+    worker.unref();
+    return [worker, port];
+  }
+
+  /**
+   * The writer thread ended without being asked (an uncaught error, a resource limit). Every batch
+   * in flight fails (its requests are answered 503; each either committed whole or not at all, and
+   * a retry with the same transfer id finds out which), writes are refused while it is down, and a
+   * new thread starts after a delay that doubles while threads keep ending, up to 30 s.
+   */
+  private writerEnded(worker: Worker, error: Error): void {
+    if (worker !== this.worker || this.closing || this.workerError) return;
+    const down = Object.assign(new Error(`the ledger writer thread ended (${error.message}); writes resume when it restarts`), {
+      code: "ERR_LEDGER_WRITER_DOWN",
+      cause: error,
+    });
+    this.failAll(down);
+    this.port.close();
+    const delayMs = this.restartDelayMs;
+    this.restartDelayMs = Math.min(delayMs * 2, WRITER_RESTART_DELAY_MAX_MS);
+    this.events.writerDown?.(error, delayMs);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      [this.worker, this.port] = this.startWriter();
+      this.workerError = null;
+      this.events.writerRestarted?.();
+    }, delayMs);
+    this.restartTimer.unref();
   }
 
   async begin(): Promise<BatchSession> {
@@ -220,6 +272,7 @@ export class SqliteLedgerStore implements LedgerStore {
       this.port.unref();
     }
     if (reply.ok) {
+      this.restartDelayMs = WRITER_RESTART_DELAY_MIN_MS;
       // Now on disk: reads find these rows in the database. Replies come in the order of the
       // batches, so this is the oldest batch of the overlay.
       const at = this.overlay.findIndex((b) => b.seq === reply.seq);
@@ -277,11 +330,15 @@ export class SqliteLedgerStore implements LedgerStore {
    */
   async close(): Promise<void> {
     assert(this.waiting.size === 0, "close the engine before its store");
-    this.worker.removeAllListeners("exit");
-    const ended = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
-    this.worker.ref();
+    this.closing = true;
+    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    worker.removeAllListeners("exit");
+    if (worker.threadId === -1) return; // ended already (and its port is closed)
+    const ended = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    worker.ref();
     this.port.postMessage({ close: true } satisfies WriterClose);
-    const timer = setTimeout(() => void this.worker.terminate(), WRITER_CLOSE_TIMEOUT_MS);
+    const timer = setTimeout(() => void worker.terminate(), WRITER_CLOSE_TIMEOUT_MS);
     try {
       await ended;
     } finally {
@@ -289,6 +346,7 @@ export class SqliteLedgerStore implements LedgerStore {
       this.port.close();
     }
   }
+
 }
 
 /** The earlier of two deadlines, where null means "none" (never due). */

@@ -55,6 +55,8 @@ export interface BatchSession {
 export interface LedgerStore {
   /** True when a commit may still be running while the next batch is prepared. */
   readonly pipelined: boolean;
+  /** Why writes are refused right now (a writer thread down, to be restarted), or null. */
+  problem?(): string | null;
   begin(): Promise<BatchSession>;
   close(): Promise<void>;
 }

@@ -49,9 +49,11 @@ test("a reader holding an old snapshot: the WAL's backlog is reported and warned
   const clock = new ManualClock();
   const monitor = new WalMonitor({ logger, registry, backlogWarnFrames: 1500, nowMs: () => clock.nowMs() });
   const reports: Array<WalReport["wal"]> = [];
-  store.onWalReport((r) => {
-    reports.push(r);
-    monitor.report(r);
+  store.listen({
+    wal: (r) => {
+      reports.push(r);
+      monitor.report(r);
+    },
   });
   const engine = new PostingEngine(store, clock, defaultLimits, undefined, "sqlite");
   const reader = new BetterSqlite3(db.sqlitePath!, { readonly: true });

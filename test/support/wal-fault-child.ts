@@ -16,7 +16,7 @@ const db = openDatabase(`sqlite:${process.argv[2]}`);
 await migrate(db);
 const store = new SqliteLedgerStore(db);
 const events: Event[] = [];
-store.onWalReport((wal) => events.push({ kind: "wal", ...wal }));
+store.listen({ wal: (wal) => events.push({ kind: "wal", ...wal }) });
 const engine = new PostingEngine(store, systemClock, defaultLimits, undefined, "sqlite");
 const account = (id: string, normalBalance: "debit" | "credit"): AccountInput => ({
   id, currency: "CNY", code: 0, normalBalance, flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, owner: null, metadata: null,
