@@ -210,19 +210,62 @@ function failure(seq: number, error: unknown): WriterReply {
 /**
  * Balances the transaction's batches left, written once per account when they are all in: each
  * batch that succeeds adds its rows (a later batch's row for an account replaces an earlier one's)
- * and a batch that fails adds none. Account id -> batch index * ROW_SPAN + row number.
+ * and a batch that fails adds none. Per account, the batch index * ROW_SPAN + row number.
+ *
+ * The slots outlive the transaction. A Map cleared after every commit was grown again from empty
+ * by the next one, and a commit of the bench's batches touches ~16 000 accounts: its hash tables
+ * of that size are large objects, which V8 places on pages fresh from the kernel, and they were
+ * about an eighth of the engine process's page faults (docs/benchmarks.md, session 16).
  */
-const finalBalances = new Map<string, number>();
+class FinalBalances {
+  private readonly slots = new Map<string, { commit: number; code: number }>();
+  /** This transaction's accounts in order of first touch, and their slots; `count` of them. */
+  private readonly ids: string[] = [];
+  private readonly touched: Array<{ commit: number; code: number }> = [];
+  private count = 0;
+  private commit = 0;
+
+  begin(): void {
+    this.commit++;
+    this.count = 0;
+    if (this.slots.size >= ACCOUNT_SEQS_MAX) this.slots.clear();
+  }
+
+  set(id: string, code: number): void {
+    let slot = this.slots.get(id);
+    if (slot === undefined) this.slots.set(id, (slot = { commit: 0, code: 0 }));
+    if (slot.commit !== this.commit) {
+      slot.commit = this.commit;
+      this.ids[this.count] = id;
+      this.touched[this.count++] = slot;
+    }
+    slot.code = code;
+  }
+
+  forEach(each: (id: string, code: number) => void): void {
+    for (let i = 0; i < this.count; i++) each(this.ids[i]!, this.touched[i]!.code);
+  }
+
+  /** Forgets this transaction's balances (its slots stay, for the next one to reuse). */
+  end(): void {
+    this.commit++;
+    this.count = 0;
+  }
+}
+
+const finalBalances = new FinalBalances();
 const ROW_SPAN = 2 ** 20;
 /** Bind values of one balance UPDATE: the six balances, then the account's seq. */
 const balanceValues: unknown[] = new Array(7);
 
+function writeBalance(batches: WriterBatch[], id: string, code: number): void {
+  readBalance(batches[Math.floor(code / ROW_SPAN)]!.balances, code % ROW_SPAN, id, balanceValues);
+  balanceValues[6] = seqOf(id);
+  if (updateBalanceAt.run(...balanceValues).changes !== 1) throw new Error(`ledger account ${id} has no balance row`);
+}
+
 function writeBalances(batches: WriterBatch[]): void {
-  for (const [id, code] of finalBalances) {
-    readBalance(batches[Math.floor(code / ROW_SPAN)]!.balances, code % ROW_SPAN, id, balanceValues);
-    balanceValues[6] = seqOf(id);
-    if (updateBalanceAt.run(...balanceValues).changes !== 1) throw new Error(`ledger account ${id} has no balance row`);
-  }
+  finalBalances.forEach((id, code) => writeBalance(batches, id, code));
 }
 
 function writeAll(batches: WriterBatch[]): WriterReply[] {
@@ -233,7 +276,7 @@ function writeAll(batches: WriterBatch[]): WriterReply[] {
   } catch (error) {
     return batches.map((b) => failure(b.seq, error));
   }
-  finalBalances.clear();
+  finalBalances.begin();
   batches.forEach((b, index) => {
     savepoint.run();
     try {
@@ -258,7 +301,7 @@ function writeAll(batches: WriterBatch[]): WriterReply[] {
     accountSeqs.clear();
     return batches.map((b) => failure(b.seq, error));
   } finally {
-    finalBalances.clear();
+    finalBalances.end();
   }
   return replies;
 }
