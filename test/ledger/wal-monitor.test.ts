@@ -152,3 +152,29 @@ test("checkpoints failing on a disk that refuses the database file's writes: rep
     await database.dispose();
   }
 });
+
+test("while a condition lasts it is logged again once a minute, not per report; its end is logged once", () => {
+  const { logger, lines } = captureLogger();
+  const registry = new MetricsRegistry();
+  let now = 0;
+  const monitor = new WalMonitor({ logger, registry, backlogWarnFrames: 5000, nowMs: () => now });
+  const failing = { frames: 3000, checkpointed: 1000, error: "SQLITE_IOERR_WRITE: disk I/O error" };
+  for (let i = 0; i < 50; i++, now += 1000) monitor.report(failing); // 50 s of failing checkpoints
+  assert.equal(lines.filter((l) => l.level === 50).length, 1);
+  for (let i = 0; i < 20; i++, now += 1000) monitor.report(failing); // past the minute
+  assert.equal(lines.filter((l) => l.level === 50).length, 2);
+  // Logged at the first failure (t = 0 s) and again at the 61st (t = 60 s), which it counts.
+  assert.deepEqual(lines.filter((l) => l.level === 50).map((l) => l.checkpointFailures), [1, 61]);
+  assert.equal(metric(registry, "tally_ledger_sqlite_checkpoint_failures_total"), 70);
+  // Succeeding again, with a backlog past the mark: the recovery, then one warning.
+  for (let i = 0; i < 30; i++, now += 1000) monitor.report({ frames: 9000, checkpointed: 1000 + i, error: null });
+  assert.equal(lines.filter((l) => l.level === 30 && /succeed again/.test(l.msg)).length, 1);
+  assert.equal(lines.filter((l) => l.level === 40).length, 1);
+  assert.equal(monitor.backlog, 9000 - 1029);
+  monitor.report({ frames: 9000, checkpointed: 9000, error: null });
+  assert.equal(lines.filter((l) => l.level === 30 && /caught up/.test(l.msg)).length, 1);
+  assert.equal(metric(registry, "tally_ledger_sqlite_wal_backlog_frames"), 0);
+  // A failing NOOP (no figures) leaves the last figures as they were.
+  monitor.report({ frames: -1, checkpointed: -1, error: "SQLITE_IOERR_READ: disk I/O error" });
+  assert.equal(metric(registry, "tally_ledger_sqlite_wal_frames"), 9000);
+});
