@@ -115,6 +115,9 @@ export async function createTally(config: Config, options: TallyOptions = {}): P
     },
   }, db.dialect);
   core.queueDepth.collect(() => engine.queueDepth);
+  registry
+    .gauge("tally_ledger_writable", "1 while the ledger takes writes; 0 while they are refused (its writer thread down)")
+    .collect(() => (engine.problem() === null ? 1 : 0));
   const queries = new LedgerQueries(db);
   const keys = new ApiKeyStore(db, config.adminKey, () => clock.nowMs(), config.limits.apiKeyCacheTtlMs);
   const securityEvents = new SecurityEventRecorder(db, () => clock.nowMs(), config.limits.securityEventsBufferMax, (err) =>

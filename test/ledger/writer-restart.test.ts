@@ -36,6 +36,7 @@ test("the writer thread ends: 503 and not ready while it is down, logged, then a
     const down = lines.filter((l) => l.level === 50 && /writer thread ended/.test(l.msg));
     assert.equal(down.length, 1);
     assert.equal(down[0]!.restartInMs, 100);
+    assert.match((await app.request("GET", "/metrics")).text, /^tally_ledger_writable 0$/m);
     // Reads go on meanwhile.
     assert.equal((await app.request("GET", "/v1/ledger/accounts/wallet")).body.credits_posted, 5);
 
@@ -49,6 +50,7 @@ test("the writer thread ends: 503 and not ready while it is down, logged, then a
     assert.ok(lines.some((l) => l.level === 40 && /started again/.test(l.msg)));
     const metrics = await app.request("GET", "/metrics");
     assert.match(metrics.text, /^tally_ledger_writer_restarts_total 1$/m);
+    assert.match(metrics.text, /^tally_ledger_writable 1$/m);
 
     // The refused transfer goes through when retried; the one before the end is still there.
     assert.equal((await app.request("POST", "/v1/ledger/transfers", transfer("wr-2"))).status, 201);
