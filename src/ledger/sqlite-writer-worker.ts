@@ -38,9 +38,10 @@ export interface WriterClose {
 /**
  * What a WAL checkpoint left, posted after each one the writer runs (about once per 1000 frames
  * written while checkpoints keep up; after every commit while they do not): the WAL's frames, how
- * many of them are copied into the database file, and the error when the checkpoint failed. Frames not copied stay in the WAL, which grows
- * until a checkpoint gets through: a reader holding an old snapshot, or a disk that refuses the
- * database file's writes, shows here long before the disk fills.
+ * many of them are copied into the database file, and the error when the checkpoint failed.
+ * Frames not copied stay in the WAL, which grows until a checkpoint gets through: a reader holding
+ * an old snapshot, or a disk that refuses the database file's writes, shows here long before the
+ * disk fills.
  */
 export interface WalReport {
   readonly wal: { readonly frames: number; readonly checkpointed: number; readonly error: string | null };
@@ -99,8 +100,9 @@ function checkpointIfDue(): void {
 }
 
 function messageOf(error: unknown): string {
-  const e = error as Error & { code?: string };
-  return e.code ? `${e.code}: ${e.message}` : String(e?.message ?? error);
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as Error & { code?: string }).code;
+  return code ? `${code}: ${error.message}` : error.message;
 }
 
 const placeholders = (n: number) => `(${new Array(n).fill("?").join(",")})`;
