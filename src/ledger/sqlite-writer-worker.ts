@@ -1,12 +1,13 @@
 // The SQLite writer thread. It owns the connection that commits engine batches, so the fsync of
 // every commit (synchronous=FULL) happens here and never blocks the event loop that serves HTTP.
 // Batches arrive in order. Every batch waiting when the thread turns to the queue is written in
-// one transaction (one fsync for all of them: group commit at the disk), each batch inside its
-// own savepoint: check the ledger version, insert the rows, run the unit of work's recorded
-// statements. A batch that fails rolls back to its savepoint alone; the ones after it then fail
-// their version check, as they were prepared on top of it. Account balances are written last,
-// once per account for the whole transaction, as the batches that succeeded left them: an account
-// touched by every batch (the platform's fee account) costs one UPDATE per commit, not per batch.
+// one transaction (one fsync for all of them: group commit at the disk): check each batch's ledger
+// version, insert its rows, run the unit of work's recorded statements. When a batch fails, the
+// transaction is rolled back and written again with each batch inside its own savepoint, so the
+// failing batch rolls back alone; the ones after it then fail their version check, as they were
+// prepared on top of it. Account balances are written last, once per account for the whole
+// transaction, as the batches that succeeded left them: an account touched by every batch (the
+// platform's fee account) costs one UPDATE per commit, not per batch.
 import { receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import BetterSqlite3 from "better-sqlite3";
 import { ACCOUNT_COLUMNS, SQLITE_TRANSFER_COLUMNS } from "./rows.ts";
@@ -198,7 +199,7 @@ function applyBatch(b: WriterBatch): void {
   }
 }
 
-const begin = db.prepare("begin immediate");
+const beginImmediate = db.prepare("begin immediate");
 const commit = db.prepare("commit");
 const savepoint = db.prepare("savepoint batch");
 const release = db.prepare("release batch");
@@ -270,19 +271,43 @@ function writeBalances(batches: WriterBatch[]): void {
   finalBalances.forEach((id, code) => writeBalance(batches, id, code));
 }
 
-function writeAll(batches: WriterBatch[]): WriterReply[] {
-  const replies: WriterReply[] = [];
-  try {
-    // "immediate": take the write lock at BEGIN, so the commit never fails on lock upgrade.
-    begin.run();
-  } catch (error) {
-    return batches.map((b) => failure(b.seq, error));
+function checkSize(b: WriterBatch): void {
+  if (b.balances.count >= ROW_SPAN) throw new Error(`a batch of ${b.balances.count} balance rows is past the writer's ${ROW_SPAN}`);
+}
+
+/**
+ * Every batch, with no savepoints; throws at the first that fails, and the caller rolls back. A
+ * savepoint makes SQLite copy every page the batch changes into a statement journal (in memory up
+ * to 64 KB, then a temporary file, created and deleted each time), which only a failing batch
+ * needs. Under requests of one transfer the writer commits one batch of ~30 at a time, and the
+ * journal was ~17 pages per commit, every tenth one spilling to a file (docs/benchmarks.md,
+ * session 17). A single batch's balance rows are written as they are (the engine lists each
+ * account once per batch); batches together go through FinalBalances.
+ */
+function applyAll(batches: WriterBatch[]): WriterReply[] {
+  if (batches.length === 1) {
+    const b = batches[0]!;
+    checkSize(b);
+    applyBatch(b);
+    forEachBalanceId(b.balances, (id, row) => writeBalance(batches, id, row));
+    return [{ seq: b.seq, ok: true }];
   }
-  finalBalances.begin();
+  batches.forEach((b, index) => {
+    checkSize(b);
+    applyBatch(b);
+    forEachBalanceId(b.balances, (id, row) => finalBalances.set(id, index * ROW_SPAN + row));
+  });
+  writeBalances(batches);
+  return batches.map((b) => ({ seq: b.seq, ok: true }));
+}
+
+/** Each batch in a savepoint of its own: one that fails rolls back alone. */
+function applyEach(batches: WriterBatch[]): WriterReply[] {
+  const replies: WriterReply[] = [];
   batches.forEach((b, index) => {
     savepoint.run();
     try {
-      if (b.balances.count >= ROW_SPAN) throw new Error(`a batch of ${b.balances.count} balance rows is past the writer's ${ROW_SPAN}`);
+      checkSize(b);
       applyBatch(b);
       release.run();
       replies.push({ seq: b.seq, ok: true });
@@ -294,18 +319,56 @@ function writeAll(batches: WriterBatch[]): WriterReply[] {
       replies.push(failure(b.seq, error));
     }
   });
+  writeBalances(batches);
+  return replies;
+}
+
+/** Rolls back the open transaction, if any; a remembered seq may come from an insert it undid. */
+function rollback(): void {
+  if (db.inTransaction) db.exec("rollback");
+  accountSeqs.clear();
+}
+
+/**
+ * One transaction for `batches`: all of them without savepoints first (applyAll); when one fails,
+ * the transaction is rolled back and written again with a savepoint per batch (applyEach), so the
+ * failure costs its own batch (and those prepared on top of it) and the others commit.
+ */
+function writeAll(batches: WriterBatch[]): WriterReply[] {
+  let replies = begin(batches);
+  if (replies !== null) return replies;
+  finalBalances.begin();
   try {
-    // Balances, then the commit: if either fails, nothing of the transaction was written.
-    writeBalances(batches);
+    replies = applyAll(batches);
+  } catch {
+    rollback();
+    finalBalances.end();
+    finalBalances.begin();
+    const failed = begin(batches);
+    if (failed !== null) return failed;
+  }
+  try {
+    replies ??= applyEach(batches);
+    // If the balances or the commit fail, nothing of the transaction was written.
     commit.run();
   } catch (error) {
-    if (db.inTransaction) db.exec("rollback");
-    accountSeqs.clear();
+    rollback();
     return batches.map((b) => failure(b.seq, error));
   } finally {
     finalBalances.end();
   }
   return replies;
+}
+
+/** Opens the transaction: null, or every batch's failure when that cannot be done. */
+function begin(batches: WriterBatch[]): WriterReply[] | null {
+  try {
+    // "immediate": take the write lock at BEGIN, so the commit never fails on lock upgrade.
+    beginImmediate.run();
+    return null;
+  } catch (error) {
+    return batches.map((b) => failure(b.seq, error));
+  }
 }
 
 port.on("message", (first: WriterBatch | WriterClose) => {

@@ -1,6 +1,6 @@
 // The SQLite writer thread on its own: batches that wait together are written in one transaction,
-// each in its own savepoint, and the accounts' balances once, at the end, as the batches that
-// succeeded left them. A batch that fails (and the batches prepared on top of it) leave nothing.
+// and the accounts' balances once, at the end, as the batches that succeeded left them. A batch
+// that fails (and the batches prepared on top of it) leave nothing; the others commit.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads";
@@ -175,6 +175,35 @@ test("a batch that fails between good ones leaves no balance, and the batches on
   } finally {
     if (other.inTransaction) other.exec("rollback");
     other.exec("drop trigger refuse_boom");
+    other.close();
+  }
+});
+
+test("a batch alone in its transaction that fails leaves nothing, and the next batch on the same version commits", async () => {
+  // A batch alone is written without a savepoint; its failure rolls the transaction back whole.
+  const BetterSqlite3 = (await import("better-sqlite3")).default;
+  const other = new BetterSqlite3(db.sqlitePath!);
+  // Refuses the balance UPDATE of the batch's second account, after its transfer row went in.
+  other.exec("create trigger refuse_big before update on ledger_balances when new.credits_posted > 1000000 begin select raise(abort, 'refused by test trigger'); end");
+  try {
+    const before = { bank: { ...bank }, shop: { ...shop } };
+    const alone = batch("alone-boom", bank, shop, 2_000_000n, version);
+    const [reply] = await post([alone]);
+    assert.equal(transactions.at(-1)!.length, 1, "the batch was alone in its transaction");
+    assert.equal(reply!.ok, false);
+    assert.match((reply as { message: string }).message, /refused by test trigger/);
+    assert.equal((db.sqlite!.prepare("select count(*) as n from ledger_transfers where id = 'alone-boom'").get() as { n: bigint }).n, 0n, "its transfer row was rolled back");
+    Object.assign(bank, before.bank);
+    Object.assign(shop, before.shop);
+    assert.deepEqual(stored("bank"), { debits_posted: bank.debitsPosted, credits_posted: bank.creditsPosted, last_ts: bank.lastTs, transfer_count: BigInt(bank.transferCount) });
+    assert.deepEqual(stored("shop"), { debits_posted: shop.debitsPosted, credits_posted: shop.creditsPosted, last_ts: shop.lastTs, transfer_count: BigInt(shop.transferCount) });
+    const next = batch("alone-next", bank, shop, 4n, version);
+    const [ok] = await post([next]);
+    assert.equal(ok!.ok, true, "the version the failed batch expected is still the ledger's");
+    version += 1n;
+    assert.equal(stored("shop").credits_posted, shop.creditsPosted);
+  } finally {
+    other.exec("drop trigger refuse_big");
     other.close();
   }
 });
