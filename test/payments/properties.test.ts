@@ -1,11 +1,14 @@
 // Property test of the payment core: random sequences of payments, attempts with every channel
 // outcome, notifications, captures, cancels, refunds (also several at once), payouts and job runs
 // (time passing). After every step the ledger is balanced and the merchant account holds exactly
-// what the payment objects say it should; refunds never exceed what was captured.
+// what the payment objects say it should; refunds never exceed what was captured. The simulator's
+// circuit breaker is modelled: attempts that fail on the channel's side open it, and while it is
+// open, attempts and payouts are refused with 503 no_available_channel, and only then.
 // TALLY_PROPERTY_RUNS / TALLY_PROPERTY_STEPS / TALLY_PROPERTY_SEED tune it, as for the ledger.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { defaultBreakerSettings } from "../../src/channels/circuit-breaker.ts";
 import { ManualClock } from "../../src/kernel/clock.ts";
 import { DIALECTS } from "../support/databases.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
@@ -42,6 +45,12 @@ for (const dialect of DIALECTS) {
     const clock = new ManualClock(BigInt(Date.UTC(2026, 10, 25)) * 1000n);
     let app: TestApp;
     let run = 0;
+    // The simulator channel's breaker (src/channels/circuit-breaker.ts, default settings), kept
+    // across runs as the app keeps it: system failures in a row (channel errors, timeouts) open it
+    // for openMs of the app's clock; any other answer of the channel closes it.
+    const breaker = { failuresInARow: 0, openedAtMs: null as number | null };
+    const breakerOpen = () => breaker.openedAtMs !== null && clock.nowMs() - breaker.openedAtMs < defaultBreakerSettings.openMs;
+    const refusedForBreaker = (r: { status: number; body: any }) => r.status === 503 && r.body?.error?.code === "no_available_channel";
     before(async () => {
       app = await startTestApp({ dialect, clock, label: "payprops" });
     });
@@ -67,8 +76,19 @@ for (const dialect of DIALECTS) {
               case "attempt": {
                 const id = pick(step.pick);
                 if (!id) break;
+                const open = breakerOpen();
                 const r = await app.request("POST", `/v1/payments/${id}/attempts`, { method: "simulator", simulator: { outcome: step.outcome } });
-                assert.ok([201, 409, 422].includes(r.status), r.text);
+                // Refused while the breaker is open (unless an earlier check refuses it first), never otherwise.
+                assert.ok(open ? [409, 422].includes(r.status) || refusedForBreaker(r) : [201, 409, 422].includes(r.status), r.text);
+                if (r.status === 201) {
+                  // The channel was called: its answer moves the breaker.
+                  if (step.outcome === "channel_error" || step.outcome === "timeout") {
+                    if (++breaker.failuresInARow >= defaultBreakerSettings.failuresToOpen) breaker.openedAtMs = clock.nowMs();
+                  } else {
+                    breaker.failuresInARow = 0;
+                    breaker.openedAtMs = null;
+                  }
+                }
                 break;
               }
               case "notify": {
@@ -105,8 +125,10 @@ for (const dialect of DIALECTS) {
                 break;
               }
               case "payout": {
+                const open = breakerOpen();
                 const r = await app.request("POST", "/v1/payouts", { amount: step.amount, currency: "CNY", source_account_id: merchant, destination: { bank_account_number: "6222021234567893445", account_name: "张三" }, simulator: { outcome: step.outcome } });
-                assert.ok(r.status === 201 || (r.status === 422 && r.body.error.code === "exceeds_credits"), r.text);
+                // The simulator pays out too: while its breaker is open, payouts are refused as well.
+                assert.ok(open ? refusedForBreaker(r) : r.status === 201 || (r.status === 422 && r.body.error.code === "exceeds_credits"), r.text);
                 if (r.status === 201) {
                   payouts.push(r.body.id);
                   if (step.outcome === "returned") {
