@@ -342,8 +342,7 @@ function writeAll(batches: WriterBatch[]): WriterReply[] {
     replies = applyAll(batches);
   } catch {
     rollback();
-    finalBalances.end();
-    finalBalances.begin();
+    finalBalances.begin(); // forgets what the failed attempt set
     const failed = begin(batches);
     if (failed !== null) return failed;
   }
